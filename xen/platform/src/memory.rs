@@ -51,4 +51,3 @@ pub trait Mapping {
     /// Read-only view (available for both kinds of mapping).
     fn mem_ro(&self) -> ReadOnlyMem<'_>;
 }
-
