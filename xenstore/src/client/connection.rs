@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use super::Error;
 use crate::transport::TransportError;
-use crate::wire::{HEADER_LEN, Header, MessageType, Reply, Request, WireError, frame_len};
+use crate::wire::{HEADER_LEN, Header, MessageType, PAYLOAD_MAX, Reply, Request, WireError};
 
 /// Events queued per watch before the oldest are dropped (see [`Error::WatchLagged`]).
 pub const DEFAULT_WATCH_QUEUE_LIMIT: usize = 1024;
@@ -60,6 +60,8 @@ pub struct Connection {
     outgoing: Vec<u8>,
     sent: usize,
     incoming: Vec<u8>,
+    /// Bytes of an oversized message still to be skipped.
+    discard: usize,
     requests: BTreeMap<u32, Slot>,
     watches: BTreeMap<Vec<u8>, WatchQueue>,
     watch_queue_limit: usize,
@@ -80,6 +82,7 @@ impl Connection {
             outgoing: Vec::new(),
             sent: 0,
             incoming: Vec::new(),
+            discard: 0,
             requests: BTreeMap::new(),
             watches: BTreeMap::new(),
             watch_queue_limit: DEFAULT_WATCH_QUEUE_LIMIT,
@@ -159,34 +162,73 @@ impl Connection {
 
     /// Feeds bytes read from the transport. Returns true if any request completed or any
     /// watch event was queued (so waiters should be woken).
+    ///
+    /// A message longer than `XENSTORE_PAYLOAD_MAX` (oxenstored sends those on sockets,
+    /// e.g. for large directories) fails only the request it answers: its length is still
+    /// known, so its bytes are skipped and the stream stays in sync.
     pub fn receive(&mut self, bytes: &[u8]) -> bool {
         if self.closed.is_some() {
             return false;
         }
+        let mut bytes = bytes;
+        if self.discard > 0 {
+            let n = self.discard.min(bytes.len());
+            self.discard -= n;
+            bytes = &bytes[n..];
+        }
         self.incoming.extend_from_slice(bytes);
         let mut progressed = false;
         let mut start = 0;
-        loop {
-            match frame_len(&self.incoming[start..]) {
-                Ok(Some(len)) => {
-                    let frame = &self.incoming[start..start + len];
-                    // frame_len validated the header already.
-                    if let Ok(header) = Header::parse(frame) {
-                        let payload = frame[HEADER_LEN..].to_vec();
-                        progressed |= self.dispatch(header, &payload);
-                    }
-                    start += len;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    log::warn!("xenstore: unrecoverable framing error: {e}");
-                    self.close(Error::Protocol(e));
-                    return true;
-                }
+        while self.incoming.len() - start >= HEADER_LEN {
+            let Ok(header) = Header::decode(&self.incoming[start..]) else {
+                break;
+            };
+            if header.len as usize > PAYLOAD_MAX {
+                progressed |= self.oversized(header);
+                let available = self.incoming.len() - start - HEADER_LEN;
+                let skip = (header.len as usize).min(available);
+                self.discard = header.len as usize - skip;
+                start += HEADER_LEN + skip;
+                continue;
             }
+            let total = header.total_len();
+            if self.incoming.len() - start < total {
+                break;
+            }
+            let payload = self.incoming[start + HEADER_LEN..start + total].to_vec();
+            progressed |= self.dispatch(header, &payload);
+            start += total;
         }
         self.incoming.drain(..start);
         progressed
+    }
+
+    fn oversized(&mut self, header: Header) -> bool {
+        let error = Error::MalformedReply(WireError::PayloadTooLong(header.len as usize));
+        log::warn!(
+            "xenstore: skipping message type {} req_id {} with oversized payload of {} bytes",
+            header.msg_type,
+            header.req_id,
+            header.len
+        );
+        if header.msg_type == MessageType::WatchEvent as u32 {
+            self.anomalies.malformed_watch_events += 1;
+            return false;
+        }
+        match self.requests.get_mut(&header.req_id) {
+            Some(slot @ Slot::Waiting { .. }) => {
+                *slot = Slot::Done(Err(error));
+                true
+            }
+            Some(Slot::Abandoned) => {
+                self.requests.remove(&header.req_id);
+                false
+            }
+            _ => {
+                self.anomalies.unknown_req_id += 1;
+                false
+            }
+        }
     }
 
     fn dispatch(&mut self, header: Header, payload: &[u8]) -> bool {
@@ -337,6 +379,7 @@ impl Connection {
         self.outgoing.clear();
         self.sent = 0;
         self.incoming.clear();
+        self.discard = 0;
     }
 
     /// Closes the connection because the transport failed or reached end of stream.
@@ -353,5 +396,164 @@ impl Connection {
             .values()
             .filter(|s| matches!(s, Slot::Waiting { .. }))
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{ErrorCode, ErrorReply};
+
+    fn reply_bytes(reply: &Reply<'_>, req_id: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        reply.encode(req_id, 0, &mut out).unwrap();
+        out
+    }
+
+    fn raw_message(ty: u32, req_id: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Header {
+            msg_type: ty,
+            req_id,
+            tx_id: 0,
+            len: payload.len() as u32,
+        }
+        .to_bytes()
+        .to_vec();
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn replies_match_by_req_id_in_any_order_and_split_anywhere() {
+        let mut c = Connection::new();
+        let a = c.send(&Request::Read { path: "/a" }, 0).unwrap();
+        let b = c.send(&Request::Read { path: "/b" }, 0).unwrap();
+        assert_ne!(a, b);
+        assert!(!c.pending_output().is_empty());
+        let n = c.pending_output().len();
+        c.consume_output(n);
+        let mut bytes = reply_bytes(&Reply::Read { value: b"B" }, b);
+        bytes.extend(reply_bytes(
+            &Reply::Error(ErrorReply::new(ErrorCode::ENOENT)),
+            a,
+        ));
+        for chunk in bytes.chunks(3) {
+            c.receive(chunk);
+        }
+        assert_eq!(
+            c.take_reply(a),
+            Some(Err(Error::Xenstore(ErrorCode::ENOENT)))
+        );
+        assert_eq!(c.take_reply(b).unwrap().unwrap().payload, b"B");
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
+    fn oversized_reply_fails_only_its_request() {
+        let mut c = Connection::new();
+        let big = c.send(&Request::Directory { path: "/big" }, 0).unwrap();
+        let next = c.send(&Request::Read { path: "/x" }, 0).unwrap();
+        let mut bytes = raw_message(MessageType::Directory as u32, big, &[b'a'; 9000]);
+        bytes.extend(reply_bytes(&Reply::Read { value: b"ok" }, next));
+        for chunk in bytes.chunks(4096) {
+            c.receive(chunk);
+        }
+        assert_eq!(
+            c.take_reply(big),
+            Some(Err(Error::MalformedReply(WireError::PayloadTooLong(9000))))
+        );
+        assert_eq!(c.take_reply(next).unwrap().unwrap().payload, b"ok");
+        assert!(c.closed().is_none());
+    }
+
+    #[test]
+    fn strays_are_counted_not_fatal() {
+        let mut c = Connection::new();
+        let id = c.send(&Request::Read { path: "/a" }, 0).unwrap();
+        c.register_watch(b"tok");
+        let mut bytes = reply_bytes(&Reply::Read { value: b"?" }, id + 100);
+        bytes.extend(reply_bytes(
+            &Reply::WatchEvent {
+                path: "/w",
+                token: b"other",
+            },
+            0,
+        ));
+        bytes.extend(raw_message(MessageType::WatchEvent as u32, 0, b"no-nul"));
+        bytes.extend(raw_message(99, id, b"what"));
+        bytes.extend(reply_bytes(
+            &Reply::WatchEvent {
+                path: "/w/x",
+                token: b"tok",
+            },
+            0,
+        ));
+        c.receive(&bytes);
+        assert_eq!(c.anomalies().unknown_req_id, 1);
+        assert_eq!(c.anomalies().unknown_watch_token, 1);
+        assert_eq!(c.anomalies().malformed_watch_events, 1);
+        assert_eq!(
+            c.take_reply(id),
+            Some(Err(Error::UnexpectedReply {
+                expected: MessageType::Read,
+                got: 99
+            }))
+        );
+        assert_eq!(
+            c.next_watch_event(b"tok"),
+            Some(Ok(WatchEvent {
+                path: "/w/x".into()
+            }))
+        );
+        assert_eq!(c.next_watch_event(b"tok"), None);
+        assert!(c.closed().is_none());
+        // Still usable.
+        let again = c.send(&Request::Read { path: "/a" }, 0).unwrap();
+        c.receive(&reply_bytes(&Reply::Read { value: b"v" }, again));
+        assert_eq!(c.take_reply(again).unwrap().unwrap().payload, b"v");
+    }
+
+    #[test]
+    fn abandoned_requests_swallow_late_replies() {
+        let mut c = Connection::new();
+        let id = c.send(&Request::Read { path: "/a" }, 0).unwrap();
+        c.abandon(id);
+        c.receive(&reply_bytes(&Reply::Read { value: b"late" }, id));
+        assert_eq!(c.anomalies(), Anomalies::default());
+        assert_eq!(c.take_reply(id), None);
+    }
+
+    #[test]
+    fn watch_queue_overflow_reports_lag() {
+        let mut c = Connection::new();
+        c.set_watch_queue_limit(2);
+        c.register_watch(b"t");
+        for p in ["/a", "/b", "/c"] {
+            c.receive(&reply_bytes(
+                &Reply::WatchEvent {
+                    path: p,
+                    token: b"t",
+                },
+                0,
+            ));
+        }
+        assert_eq!(
+            c.next_watch_event(b"t"),
+            Some(Err(Error::WatchLagged { dropped: 1 }))
+        );
+        assert_eq!(c.next_watch_event(b"t").unwrap().unwrap().path, "/b");
+        assert_eq!(c.next_watch_event(b"t").unwrap().unwrap().path, "/c");
+    }
+
+    #[test]
+    fn closing_fails_everything_in_flight_and_later() {
+        let mut c = Connection::new();
+        let id = c.send(&Request::Read { path: "/a" }, 0).unwrap();
+        c.transport_failed(TransportError::Closed);
+        assert_eq!(c.take_reply(id), Some(Err(Error::Disconnected)));
+        assert_eq!(
+            c.send(&Request::Read { path: "/a" }, 0),
+            Err(Error::Disconnected)
+        );
     }
 }

@@ -116,6 +116,19 @@ impl<T: Transport> State<T> {
 struct Shared<T> {
     state: spin::Mutex<State<T>>,
     next_token: AtomicU64,
+    jitter: AtomicU64,
+}
+
+impl<T> Shared<T> {
+    /// A cheap pseudo-random number (xorshift), for retry backoff only.
+    fn jitter(&self) -> u64 {
+        let mut x = self.jitter.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter.store(x, Ordering::Relaxed);
+        x
+    }
 }
 
 /// An async xenstore client over transport `T`, timing requests out with timer `M`.
@@ -155,16 +168,22 @@ impl<T: Transport, M: Timer> Client<T, M> {
     pub fn with_config(transport: T, timer: M, config: ClientConfig) -> Self {
         let mut connection = Connection::new();
         connection.set_watch_queue_limit(config.watch_queue_limit);
-        Client {
-            shared: Arc::new(Shared {
-                state: spin::Mutex::new(State {
-                    connection,
-                    transport,
-                    request_wakers: BTreeMap::new(),
-                    watch_wakers: BTreeMap::new(),
-                }),
-                next_token: AtomicU64::new(1),
+        let shared = Arc::new(Shared {
+            state: spin::Mutex::new(State {
+                connection,
+                transport,
+                request_wakers: BTreeMap::new(),
+                watch_wakers: BTreeMap::new(),
             }),
+            next_token: AtomicU64::new(1),
+            jitter: AtomicU64::new(0),
+        });
+        // Seeded per client (its heap address) so that contending clients back off
+        // differently; xorshift needs a non-zero state.
+        let seed = (Arc::as_ptr(&shared) as usize as u64) ^ 0x9E37_79B9_7F4A_7C15;
+        shared.jitter.store(seed | 1, Ordering::Relaxed);
+        Client {
+            shared,
             timer,
             config,
         }
@@ -272,8 +291,17 @@ impl<T: Transport, M: Timer> Client<T, M> {
                 let list = StringList::parse_utf8(&reply.payload).map_err(Error::MalformedReply)?;
                 Ok(list.iter().map(String::from).collect())
             }
-            // The child list does not fit one reply: read it in slices.
-            Err(Error::Xenstore(ErrorCode::E2BIG)) => self.directory_part_in(tx, path).await,
+            // The child list does not fit one reply (cxenstored says E2BIG; oxenstored sends
+            // an oversized reply on sockets): read it in slices.
+            Err(
+                e @ (Error::Xenstore(ErrorCode::E2BIG)
+                | Error::MalformedReply(crate::wire::WireError::PayloadTooLong(_))),
+            ) => match self.directory_part_in(tx, path).await {
+                // oxenstored 4.17 has no DIRECTORY_PART for socket clients: report the
+                // original failure (libxenstore cannot list such a directory either).
+                Err(Error::Xenstore(ErrorCode::ENOSYS)) => Err(e),
+                other => other,
+            },
             Err(e) => Err(e),
         }
     }
@@ -555,6 +583,11 @@ impl<T: Transport, M: Timer> Client<T, M> {
                 return Err(Error::Xenstore(ErrorCode::EAGAIN));
             }
             log::debug!("xenstore: transaction conflict, retry {attempt}");
+            // Randomised, growing backoff: two writers retrying in lockstep would otherwise
+            // keep invalidating each other and one could starve.
+            let cap_us = 100u64 << attempt.min(10);
+            let delay_us = self.shared.jitter() % cap_us.max(1);
+            self.timer.sleep(Duration::from_micros(delay_us)).await;
         }
     }
 }

@@ -17,6 +17,9 @@ use super::{Timer, Transport, TransportError};
 
 /// Where xenstored listens unless `XENSTORED_PATH` says otherwise.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/xenstored/socket";
+/// How long [`UnixSocketTransport::connect`] retries a full listen backlog.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+
 /// The xenbus device of a Linux domain.
 pub const XENBUS_DEVICE_PATH: &str = "/dev/xen/xenbus";
 
@@ -35,10 +38,26 @@ pub struct UnixSocketTransport {
 }
 
 impl UnixSocketTransport {
+    /// Connects to `path`. xenstored listens with a backlog of 1, so a non-blocking
+    /// connect can see `EAGAIN` while another client is being accepted: retry for a while,
+    /// as libxenstore's blocking connect would wait.
     pub async fn connect(path: impl AsRef<Path>) -> std::io::Result<Self> {
-        Ok(UnixSocketTransport {
-            stream: UnixStream::connect(path).await?,
-        })
+        let path = path.as_ref();
+        let mut delay = Duration::from_millis(1);
+        let mut waited = Duration::ZERO;
+        loop {
+            match UnixStream::connect(path).await {
+                Ok(stream) => return Ok(UnixSocketTransport { stream }),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && waited < CONNECT_PATIENCE =>
+                {
+                    tokio::time::sleep(delay).await;
+                    waited += delay;
+                    delay = (delay * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Connects to `XENSTORED_PATH` or the default socket.

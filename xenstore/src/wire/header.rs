@@ -131,6 +131,16 @@ impl Header {
 
     /// Decodes the first [`HEADER_LEN`] bytes and checks the payload limit.
     pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
+        let header = Self::decode(bytes)?;
+        if header.len as usize > PAYLOAD_MAX {
+            return Err(WireError::PayloadTooLong(header.len as usize));
+        }
+        Ok(header)
+    }
+
+    /// Decodes the first [`HEADER_LEN`] bytes without checking the payload limit, for a
+    /// reader that wants to skip an oversized message instead of giving up on the stream.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let raw: &[u8; HEADER_LEN] = bytes
             .get(..HEADER_LEN)
             .and_then(|b| b.try_into().ok())
@@ -142,9 +152,6 @@ impl Header {
             tx_id: word(8),
             len: word(12),
         };
-        if header.len as usize > PAYLOAD_MAX {
-            return Err(WireError::PayloadTooLong(header.len as usize));
-        }
         Ok(header)
     }
 
