@@ -10,7 +10,8 @@
 //! `std` feature (default) adds the on-disk Git backend, sync with Git remotes and the
 //! `irmin-store` CLI.
 #![cfg_attr(not(feature = "std"), no_std)]
-#![forbid(unsafe_code)]
+// The only unsafe code is the syncfs(2) call in backend::disk.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -19,8 +20,10 @@ pub mod error;
 pub mod hash;
 pub mod merge;
 pub mod object;
+pub mod pack;
 pub mod path;
 pub mod store;
+pub mod sync;
 pub mod zlib;
 
 pub use backend::Backend;

@@ -14,6 +14,9 @@ use crate::object::ObjectKind;
 
 pub mod memory;
 
+#[cfg(feature = "std")]
+pub mod disk;
+
 /// An object's kind and body (no header), already checked against its id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawObject {
