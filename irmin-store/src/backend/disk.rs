@@ -252,6 +252,7 @@ impl GitDir {
             if !e.file_type()?.is_dir() {
                 continue;
             }
+            // objects/xx/tmp_obj_* and objects/pack/tmp_{pack,idx}_*
             for f in fs::read_dir(e.path())?.flatten() {
                 if f.file_name().to_string_lossy().starts_with("tmp_") {
                     fs::remove_file(f.path())?;
