@@ -321,3 +321,27 @@ fn run_one_follows_the_pick() {
     while exec.run_one(&mut |n| n - 1) {}
     assert_eq!(*log.borrow(), vec![3, 2, 1, 0]);
 }
+
+#[test]
+fn forgetting_a_port_completes_every_wait_on_it() {
+    let (mut exec, mut idle, _) = setup(&[]);
+    let reactor = exec.reactor().clone();
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let r = reactor.clone();
+        handles.push(exec.spawn(async move { r.wait_port(Port(9)).await }));
+    }
+    assert_eq!(exec.run_ready(), 3);
+    assert!(reactor.is_waited(Port(9)));
+    reactor.forget_port(Port(9));
+    exec.block_on(
+        async move {
+            for h in handles {
+                h.await;
+            }
+        },
+        &mut idle,
+    )
+    .unwrap();
+    assert!(!reactor.is_waited(Port(9)));
+}
