@@ -254,6 +254,17 @@ fn dropping_a_mapped_grant_quarantines_the_frame_until_unmapped() {
 }
 
 #[test]
+fn share_pages_allocates_and_grants() {
+    let (sim, a, b) = two_domains(1);
+    let shared = a.share_pages(2, b.domid(), Access::ReadOnly).unwrap();
+    assert_eq!(shared.refs().len(), 2);
+    assert_eq!(shared.access(), Access::ReadOnly);
+    assert_eq!(shared.domid(), b.domid());
+    assert!(b.map(a.domid(), shared.refs(), Access::ReadOnly).is_ok());
+    assert_eq!(sim.frames_in_use(), 2);
+}
+
+#[test]
 fn grant_table_exhaustion_consumes_nothing() {
     let mut sim = Sim::with_config(
         1,

@@ -280,7 +280,7 @@ fn busy_tasks_do_not_starve_event_delivery() {
     let s = stop.clone();
     exec.spawn(async move {
         while !s.get() {
-            YieldNow(false).await;
+            yield_now().await;
         }
     });
     let r = exec.reactor().clone();
@@ -293,20 +293,6 @@ fn busy_tasks_do_not_starve_event_delivery() {
     )
     .unwrap();
     assert!(idle.blocks.is_empty());
-}
-
-struct YieldNow(bool);
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
 }
 
 #[test]
