@@ -1,0 +1,8 @@
+//! `memory_op` (`memory.h`).
+
+pub const XENMEM_INCREASE_RESERVATION: u32 = 0;
+pub const XENMEM_DECREASE_RESERVATION: u32 = 1;
+pub const XENMEM_MAXIMUM_RAM_PAGE: u32 = 2;
+pub const XENMEM_CURRENT_RESERVATION: u32 = 3;
+pub const XENMEM_MAXIMUM_RESERVATION: u32 = 4;
+pub const XENMEM_MAXIMUM_GPFN: u32 = 14;
