@@ -35,6 +35,7 @@
 
 extern crate alloc;
 
+pub mod conformance;
 pub mod errno;
 pub mod error;
 pub mod evtchn;

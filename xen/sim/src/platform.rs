@@ -88,6 +88,15 @@ impl SimDomain {
         Ok(())
     }
 
+    /// `DOMID_SELF` means us, as in Xen's event-channel and grant-table hypercalls.
+    fn resolve(&self, domid: DomId) -> DomId {
+        if domid == DomId::SELF {
+            self.domid
+        } else {
+            domid
+        }
+    }
+
     fn host_op<T>(&self, f: impl FnOnce(&mut Host) -> Result<T, Error>) -> Result<T, Error> {
         f(&mut self.host.borrow_mut())
     }
@@ -351,7 +360,14 @@ impl GrantCopy for SimDomain {
                 domid,
                 gref,
                 offset,
-            } => h.copy_foreign(self.domid, domid, gref, offset, op.len, access),
+            } => h.copy_foreign(
+                self.domid,
+                self.resolve(domid),
+                gref,
+                offset,
+                op.len,
+                access,
+            ),
         };
         let src = resolve(&h, &op.src, Access::ReadOnly)?;
         let dst = resolve(&h, &op.dst, Access::ReadWrite)?;
@@ -361,11 +377,11 @@ impl GrantCopy for SimDomain {
 
 impl EventChannels for SimDomain {
     fn alloc_unbound(&self, remote: DomId) -> Result<Port, Error> {
-        self.host_op(|h| h.alloc_unbound(self.domid, remote))
+        self.host_op(|h| h.alloc_unbound(self.domid, self.resolve(remote)))
     }
 
     fn bind_interdomain(&self, remote: DomId, remote_port: Port) -> Result<Port, Error> {
-        self.host_op(|h| h.bind_interdomain(self.domid, remote, remote_port))
+        self.host_op(|h| h.bind_interdomain(self.domid, self.resolve(remote), remote_port))
     }
 
     fn bind_virq(&self, virq: Virq) -> Result<Port, Error> {
