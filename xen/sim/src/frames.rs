@@ -237,8 +237,13 @@ impl Region {
     /// Makes the range inaccessible (as after Xen's `unmap_grant_ref`: later accesses fault)
     /// while keeping the address range reserved, so it cannot be reused by another mapping
     /// while a stale view exists.
-    pub fn revoke_access(&self) {
-        // SAFETY: replaces our own range with an inaccessible anonymous mapping.
+    ///
+    /// # Safety
+    ///
+    /// No view from [`mem`](Self::mem) may be accessed afterwards (it would fault).
+    pub unsafe fn revoke_access(&self) {
+        // SAFETY: replaces our own range with an inaccessible anonymous mapping; the caller
+        // guarantees no view of it is used any more.
         unsafe {
             libc::mmap(
                 self.base.as_ptr().cast(),

@@ -83,7 +83,8 @@ impl SimDomain {
     pub unsafe fn unmap_handle(&self, mapping: &SimMapping, handle: u32) -> Result<(), Error> {
         self.host.borrow_mut().unmap(self.domid, handle)?;
         if handle == mapping.handle {
-            mapping.region.revoke_access();
+            // SAFETY: our caller guarantees the mapping's views are not used any more.
+            unsafe { mapping.region.revoke_access() };
         }
         Ok(())
     }
