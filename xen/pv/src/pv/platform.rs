@@ -507,6 +507,7 @@ impl Idle for PvIdle {
             self.ports.rotate_left(shift);
         }
         let window = self.ports.len().min(max);
+        log::trace!("idle: poll {:?} until {timeout}", &self.ports[..window]);
         let pending_now = self
             .ports
             .iter()
