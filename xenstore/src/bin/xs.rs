@@ -104,11 +104,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parsed single-letter flags, each with its value if it takes one.
+type Flags<'a> = Vec<(char, Option<&'a str>)>;
+
 /// Splits leading single-letter flags (`-p`, `-fp`, `-n 3`) from the operands.
 fn flags<'a>(
     args: &'a [String],
     with_value: &[char],
-) -> Result<(Vec<(char, Option<&'a str>)>, &'a [String]), Failure> {
+) -> Result<(Flags<'a>, &'a [String]), Failure> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {
