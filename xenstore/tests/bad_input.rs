@@ -344,3 +344,23 @@ async fn transport_is_handed_over_between_tasks() {
         })
         .await;
 }
+
+/// Client futures can be spawned on tokio's multi-threaded runtime.
+#[tokio::test]
+async fn client_and_its_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_sync<T: Sync>(_: &T) {}
+    let (client, _server) = pair(Duration::from_secs(1));
+    assert_send(&client);
+    assert_sync(&client);
+    assert_send(&client.read("/a"));
+    assert_send(&client.write("/a", "v"));
+    assert_send(&client.directory("/a"));
+    assert_send(&client.watch("/a"));
+    assert_send(&client.wait_until("/a", |v| v.is_some()));
+    let client = std::sync::Arc::new(client);
+    let c = client.clone();
+    let task = tokio::spawn(async move { c.read("/spawned").await });
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+}

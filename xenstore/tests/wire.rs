@@ -258,6 +258,15 @@ fn path_rules_match_cxenstored() {
     assert_eq!(path::validate(&ok_rel, Node), Ok(()));
     let long_rel = format!("/local/domain/12/{}", "b".repeat(REL_PATH_MAX + 1));
     assert_eq!(path::validate(&long_rel, Node), Err(PathError::TooLong));
+    // Elsewhere the whole path counts.
+    assert_eq!(
+        path::validate(&format!("/tool/{}", "d".repeat(2042)), Node),
+        Ok(())
+    );
+    assert_eq!(
+        path::validate(&format!("/tool/{}", "d".repeat(2043)), Node),
+        Err(PathError::TooLong)
+    );
     assert_eq!(
         path::validate(&"c".repeat(REL_PATH_MAX + 1), Node),
         Err(PathError::TooLong)
