@@ -71,6 +71,8 @@ fn check(kind: Kind) {
     );
 
     // Failures exit non-zero like the tools.
+    assert!(!xs(&d, &["read", "-z", "/cli/b"]).status.success());
+    assert!(!xs(&d, &["frobnicate"]).status.success());
     assert!(!xs(&d, &["read", "/cli/missing"]).status.success());
     assert!(xs(&d, &["exists", "/cli/a"]).status.success());
     assert!(!xs(&d, &["exists", "/cli/missing"]).status.success());

@@ -165,8 +165,21 @@ async fn connect(socket_only: bool) -> Result<XsClient, Failure> {
 }
 
 async fn run(command: &str, args: &[String]) -> Result<ExitCode, Failure> {
+    // Flags each command accepts, as in xenstore-utils (`-s`: socket only, everywhere).
+    let allowed: &[char] = match command {
+        "read" | "list" => &['p', 's'],
+        "ls" => &['f', 'p', 'r', 's'],
+        "rm" => &['t', 's'],
+        "chmod" => &['r', 'u', 's'],
+        "watch" => &['n', 's'],
+        "write" | "exists" | "perms" => &['s'],
+        other => return Err(Failure(format!("unknown command {other}"))),
+    };
     let with_value: &[char] = if command == "watch" { &['n'] } else { &[] };
     let (flags, operands) = flags(args, with_value)?;
+    if let Some((bad, _)) = flags.iter().find(|(c, _)| !allowed.contains(c)) {
+        return Err(Failure(format!("unknown option -{bad}")));
+    }
     let client = connect(has(&flags, 's')).await?;
     let mut out = Vec::new();
     let code = match command {
