@@ -32,6 +32,8 @@ pub mod frames;
 mod pv;
 
 #[cfg(target_os = "none")]
+pub use pv::platform::{PvGranted, PvMapping, PvPages, PvPlatform, Runtime};
+#[cfg(target_os = "none")]
 pub use pv::runtime::{Env, Shutdown, Termination, XenVersion, shutdown};
 #[cfg(target_os = "none")]
 pub use pv::{console, evtchn, gnttab, hypercall, mm, sched, shared_info, time};
