@@ -3,8 +3,10 @@
 //! virtual time. Covers flow control both ways (messages larger than the 1 KiB rings),
 //! watch events, a silent daemon (timeout), and a hostile index / error word.
 
+#[path = "support/ring_daemon.rs"]
+mod ring_daemon;
+
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::Duration;
@@ -15,9 +17,7 @@ use xen_platform::{
 };
 use xen_ring::{SharedMem, xenstore as layout};
 use xenstore::transport::{PlatformTimer, RingTransport, TransportError};
-use xenstore::wire::{
-    ErrorCode, ErrorReply, HEADER_LEN, Header, Reply, Request, StringList, frame_len,
-};
+use xenstore::wire::ErrorCode;
 use xenstore::{Client, ClientConfig, Error};
 
 const GUEST_PORT: Port = Port(3);
@@ -140,106 +140,6 @@ impl Idle for JumpingIdle {
     fn poll(&mut self, _ports: &[Port], _fired: &mut dyn FnMut(Port)) {}
 }
 
-#[derive(Default)]
-struct DaemonControl {
-    /// Stop answering (a hung xenstored).
-    mute: Cell<bool>,
-    /// Requests served.
-    served: Cell<u32>,
-}
-
-/// A minimal xenstored for the other end of the ring: a flat map of nodes, watches that
-/// fire on writes below their path, and the reply encoding from this crate's codec.
-async fn daemon(page: SharedMem<'_>, events: &Loopback, control: Rc<DaemonControl>) {
-    let (mut requests, mut replies) = layout::server(page).unwrap();
-    let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut watches: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut inbox = Vec::new();
-    let mut outbox: Vec<u8> = Vec::new();
-    loop {
-        let mut buf = [0u8; 300];
-        let n = requests.read(&mut buf).unwrap();
-        inbox.extend_from_slice(&buf[..n]);
-        if n > 0 {
-            events.notify(DAEMON_PORT).unwrap();
-        }
-        while let Some(len) = frame_len(&inbox).unwrap() {
-            let frame: Vec<u8> = inbox.drain(..len).collect();
-            if control.mute.get() {
-                continue;
-            }
-            control.served.set(control.served.get() + 1);
-            let header = Header::parse(&frame).unwrap();
-            let request = Request::parse(header.msg_type, &frame[HEADER_LEN..]).unwrap();
-            let mut events_out = Vec::new();
-            let reply_bytes;
-            let reply = match request {
-                Request::Read { path } => match store.get(path) {
-                    Some(v) => Reply::Read { value: v },
-                    None => Reply::Error(ErrorReply::new(ErrorCode::ENOENT)),
-                },
-                Request::Write { path, value } => {
-                    store.insert(path.to_string(), value.to_vec());
-                    for (wpath, token) in &watches {
-                        if path == wpath || path.starts_with(&format!("{wpath}/")) {
-                            events_out.push((path.to_string(), token.clone()));
-                        }
-                    }
-                    Reply::Ack {
-                        msg_type: request.msg_type(),
-                    }
-                }
-                Request::Directory { path } => {
-                    let prefix = format!("{path}/");
-                    reply_bytes = store
-                        .keys()
-                        .filter_map(|k| k.strip_prefix(&prefix))
-                        .filter(|rest| !rest.contains('/'))
-                        .flat_map(|name| name.bytes().chain([0]))
-                        .collect::<Vec<u8>>();
-                    Reply::Directory {
-                        children: StringList::parse(&reply_bytes).unwrap(),
-                    }
-                }
-                Request::Watch { path, token } => {
-                    watches.push((path.to_string(), token.to_vec()));
-                    events_out.push((path.to_string(), token.to_vec()));
-                    Reply::Ack {
-                        msg_type: request.msg_type(),
-                    }
-                }
-                Request::Unwatch { path, token } => {
-                    watches.retain(|(p, t)| !(p == path && t == token));
-                    Reply::Ack {
-                        msg_type: request.msg_type(),
-                    }
-                }
-                _ => Reply::Error(ErrorReply::new(ErrorCode::ENOSYS)),
-            };
-            reply
-                .encode(header.req_id, header.tx_id, &mut outbox)
-                .unwrap();
-            for (path, token) in events_out {
-                Reply::WatchEvent {
-                    path: &path,
-                    token: &token,
-                }
-                .encode(0, 0, &mut outbox)
-                .unwrap();
-            }
-        }
-        // Write out as much as fits; the guest notifies when it has consumed some.
-        let written = replies.write(&outbox).unwrap();
-        outbox.drain(..written);
-        if written > 0 {
-            events.notify(DAEMON_PORT).unwrap();
-        }
-        if n == 0 && written == 0 {
-            events.wait(DAEMON_PORT).await.unwrap();
-        }
-    }
-}
-
 struct Harness {
     executor: Executor,
     events: Rc<Loopback>,
@@ -260,7 +160,7 @@ fn harness() -> Harness {
 }
 
 /// Runs `test` as the guest, with the stand-in daemon spawned beside it.
-fn run<F>(control: Rc<DaemonControl>, test: F)
+fn run<F>(control: Rc<ring_daemon::DaemonControl>, test: F)
 where
     F: AsyncFnOnce(&Client<RingTransport<'_, Loopback>, PlatformTimer<'_, VirtualTime>>),
 {
@@ -272,7 +172,9 @@ where
     let page: &'static Page = Box::leak(Box::new(Page::new()));
     let daemon_events = events.clone();
     let daemon_control = control.clone();
-    executor.spawn(async move { daemon(page.mem(), &daemon_events, daemon_control).await });
+    executor.spawn(async move {
+        ring_daemon::serve(page.mem(), &*daemon_events, DAEMON_PORT, daemon_control).await
+    });
     let config = ClientConfig {
         request_timeout: Duration::from_secs(5),
         ..Default::default()
@@ -286,7 +188,7 @@ where
 
 #[test]
 fn requests_and_replies_larger_than_the_ring() {
-    run(Rc::new(DaemonControl::default()), async |c| {
+    run(Rc::new(ring_daemon::DaemonControl::default()), async |c| {
         let big: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
         c.write("/data/big", &big).await.unwrap();
         assert_eq!(c.read("/data/big").await.unwrap(), big);
@@ -306,7 +208,7 @@ fn requests_and_replies_larger_than_the_ring() {
 
 #[test]
 fn watch_events_interleave_with_replies() {
-    run(Rc::new(DaemonControl::default()), async |c| {
+    run(Rc::new(ring_daemon::DaemonControl::default()), async |c| {
         let mut w = c.watch("/w").await.unwrap();
         assert_eq!(w.next().await.unwrap().path, "/w");
         for i in 0..20 {
@@ -320,7 +222,7 @@ fn watch_events_interleave_with_replies() {
 
 #[test]
 fn silent_daemon_times_out_in_virtual_time() {
-    let control = Rc::new(DaemonControl::default());
+    let control = Rc::new(ring_daemon::DaemonControl::default());
     let c2 = control.clone();
     run(control, async move |c| {
         c.write("/a", "1").await.unwrap();
