@@ -120,6 +120,16 @@ async fn errors_and_removal(kind: Kind) {
         Err(Error::InvalidRequest(_))
     ));
     assert_eq!(c.read("/r").await.unwrap(), b"");
+    // The 2048-byte limit outside /local/domain/N/ holds for dom0 too: the longest path
+    // passes the local check and the daemon; one byte more is refused locally.
+    let longest = format!("/long/{}", "x".repeat(2042));
+    c.write(&longest, "v").await.unwrap();
+    assert_eq!(d.tool_ok("xenstore-read", &[&longest]), "v\n");
+    let too_long = format!("/long/{}", "x".repeat(2043));
+    assert!(matches!(
+        c.write(&too_long, "v").await,
+        Err(Error::InvalidRequest(_))
+    ));
     // TRANSACTION_END for a transaction that does not exist.
     let reply = c
         .request(&Request::TransactionEnd { commit: true }, 4242)
