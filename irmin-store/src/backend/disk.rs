@@ -785,6 +785,16 @@ impl Backend for GitDir {
         Ok(out.into_iter().collect())
     }
 
+    fn store_pack(&mut self, data: &[u8], indexed: &pack::IndexedPack) -> Result<()> {
+        let mut entries: Vec<(ObjectId, u64, u32)> = indexed
+            .objects
+            .iter()
+            .map(|(id, _, off, crc)| (*id, *off, *crc))
+            .collect();
+        self.install_pack(data, &mut entries, &indexed.checksum)?;
+        Ok(())
+    }
+
     fn head_target(&self) -> Result<Option<String>> {
         let text = fs::read_to_string(self.git_dir.join("HEAD"))?;
         Ok(text.trim_end().strip_prefix("ref: ").map(str::to_string))
