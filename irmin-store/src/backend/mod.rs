@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::hash::ObjectId;
 use crate::object::ObjectKind;
 
+pub mod block;
 pub mod memory;
 
 #[cfg(feature = "std")]
