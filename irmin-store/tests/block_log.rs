@@ -59,8 +59,10 @@ fn bad_superblock_and_full_device_are_typed_errors() {
     assert_eq!(small.branch_head("main").unwrap(), None);
 }
 
+type Values = Vec<(String, Vec<u8>)>;
+
 /// Current state of the store as (head, every value) for comparison.
-fn state(r: &Repo<BlockLog<MemoryBlockDevice>>) -> Option<(ObjectId, Vec<(String, Vec<u8>)>)> {
+fn state(r: &Repo<BlockLog<MemoryBlockDevice>>) -> Option<(ObjectId, Values)> {
     let head = r.branch_head("main").unwrap()?;
     let tree = r.read_commit(&head).unwrap().tree;
     let values = r

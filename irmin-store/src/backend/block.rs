@@ -67,6 +67,14 @@ const KIND_HEAD: u8 = 3;
 /// Buffered object bytes that force a write before the next barrier.
 const WRITE_BUFFER: usize = 256 * 1024;
 
+/// A valid record read back during recovery.
+struct Record {
+    kind: u8,
+    payload: Vec<u8>,
+    sectors: u64,
+    crc: u32,
+}
+
 fn dev_err(e: DeviceError) -> Error {
     Error::Device(e.0)
 }
@@ -174,12 +182,7 @@ impl<D: BlockDevice> BlockLog<D> {
     }
 
     /// Read and validate the record at `at`; `None` marks the end of the log.
-    fn read_record(
-        &self,
-        at: u64,
-        expect_seq: u64,
-        prev_crc: u32,
-    ) -> Result<Option<(u8, Vec<u8>, u64, u32)>> {
+    fn read_record(&self, at: u64, expect_seq: u64, prev_crc: u32) -> Result<Option<Record>> {
         let count = self.device.borrow().sector_count();
         if at >= count {
             return Ok(None);
@@ -225,14 +228,25 @@ impl<D: BlockDevice> BlockLog<D> {
         }
         rec.truncate(HEADER + len);
         rec.drain(..HEADER);
-        Ok(Some((kind, rec, total, crc)))
+        Ok(Some(Record {
+            kind,
+            payload: rec,
+            sectors: total,
+            crc,
+        }))
     }
 
     fn replay(&mut self) -> Result<()> {
         let mut at = 1;
         let mut seq = 0;
         let mut prev = 0;
-        while let Some((kind, payload, sectors, crc)) = self.read_record(at, seq, prev)? {
+        while let Some(Record {
+            kind,
+            payload,
+            sectors,
+            crc,
+        }) = self.read_record(at, seq, prev)?
+        {
             prev = crc;
             match kind {
                 KIND_OBJECT if payload.len() >= 21 => {
