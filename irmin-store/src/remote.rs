@@ -26,6 +26,9 @@ use crate::store::{CommitInfo, Repo};
 /// Largest pkt-line payload the protocol allows (65520 bytes including the 4-byte header).
 const MAX_PKT: usize = 65516;
 
+/// Received packs are held in memory; refuse anything larger than this.
+const MAX_PACK: usize = 2 << 30;
+
 /// Where a remote lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RemoteUrl {
@@ -173,7 +176,12 @@ impl Conn {
                 },
             };
             match pkt.first() {
-                Some(1) => data.extend_from_slice(&pkt[1..]),
+                Some(1) => {
+                    if data.len() + pkt.len() > MAX_PACK {
+                        return Err(Error::Protocol("pack larger than the 2 GiB limit".into()));
+                    }
+                    data.extend_from_slice(&pkt[1..]);
+                }
                 Some(2) => log::debug!("remote: {}", String::from_utf8_lossy(&pkt[1..]).trim_end()),
                 Some(3) => {
                     return Err(Error::Protocol(format!(
@@ -335,7 +343,9 @@ pub fn fetch<B: Backend>(repo: &mut Repo<B>, url: &str, remote_name: &str) -> Re
                 conn.reader.read_exact(&mut peek)?;
                 if &peek == b"PACK" {
                     let mut rest = Vec::new();
-                    conn.reader.read_to_end(&mut rest)?;
+                    (&mut conn.reader)
+                        .take(MAX_PACK as u64)
+                        .read_to_end(&mut rest)?;
                     let mut d = peek.to_vec();
                     d.extend_from_slice(&rest);
                     break d;
