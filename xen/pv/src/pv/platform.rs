@@ -555,6 +555,20 @@ impl Runtime {
         self.platform.clone()
     }
 
+    /// The xenstore ring page and its (already bound) event channel, from start_info, for
+    /// `xenstore::transport::RingTransport`. The port is adopted by the platform.
+    pub fn xenstore_ring(&self) -> Result<(SharedMem<'static>, Port), Error> {
+        let si = super::runtime::start_info();
+        let pfn = mm::mfn_to_pfn(si.store_mfn).ok_or(Error::InvalidArgument { op: Op::Map })?;
+        let page =
+            NonNull::new(mm::pfn_to_virt(pfn)).ok_or(Error::InvalidArgument { op: Op::Map })?;
+        // SAFETY: the xenstore page is one of our frames (checked above), mapped in the
+        // identity map for the guest's lifetime and never handed to the frame allocator
+        // (it lies in the bootstrap region).
+        let mem = unsafe { SharedMem::from_raw_parts(page, PAGE_SIZE) };
+        Ok((mem, self.platform.track(si.store_evtchn)))
+    }
+
     /// Spawns tasks from anywhere in the guest.
     pub fn spawner(&self) -> Spawner {
         self.executor.spawner()
