@@ -225,7 +225,21 @@ async fn run(command: &str, args: &[String]) -> Result<ExitCode, Failure> {
     Ok(code)
 }
 
+/// The terminal's width as xenstore-ls gets it (`TIOCGWINSZ` on stdout), else `COLUMNS`,
+/// else 80.
 fn terminal_width() -> usize {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which points to a live,
+    // properly aligned local; the fd is stdout, and a failure only returns -1.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        return size.ws_col as usize;
+    }
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
