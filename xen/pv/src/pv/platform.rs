@@ -25,7 +25,7 @@ use xen_ring::{ReadOnlyMem, SharedMem};
 use super::{evtchn, gnttab, mm, sched, shared_info, time};
 
 fn xen(op: Op, e: xen_abi::errno::Errno) -> Error {
-    Error::from_hypercall(op, -(e.0 as i64))
+    Error::Xen { op, errno: e }
 }
 
 /// Zeroed pages of our own RAM, freed on drop.
@@ -507,6 +507,7 @@ impl Idle for PvIdle {
             self.ports.rotate_left(shift);
         }
         let window = self.ports.len().min(max);
+        log::trace!("idle: poll {:?} until {timeout}", &self.ports[..window]);
         let pending_now = self
             .ports
             .iter()
