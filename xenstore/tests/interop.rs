@@ -434,3 +434,24 @@ async fn domain_management_requests(kind: Kind) {
         assert_eq!(c.is_domain_introduced(7).await, Ok(false));
     }
 }
+
+per_daemon!(dropped_transactions_leave_nothing_behind);
+async fn dropped_transactions_leave_nothing_behind(kind: Kind) {
+    let d = Daemon::start(kind);
+    let c = d.client().await;
+    // Dropped transactions are aborted (the abort itself is checked in bad_input.rs): their
+    // writes never appear, and the connection goes on working.
+    for i in 0..30 {
+        let tx = c.transaction_start().await.unwrap();
+        tx.write("/dropped", i.to_string()).await.unwrap();
+        drop(tx);
+    }
+    assert_eq!(
+        c.read("/dropped").await,
+        Err(Error::Xenstore(ErrorCode::ENOENT))
+    );
+    let tx = c.transaction_start().await.unwrap();
+    tx.write("/kept", "1").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(d.tool_ok("xenstore-read", &["/kept"]), "1\n");
+}
