@@ -71,8 +71,16 @@ static int read_all(struct libxenvchan *ctrl, uint8_t *buf, size_t len)
     return 0;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int source(struct libxenvchan *ctrl, uint64_t bytes, uint64_t seed)
 {
+    double start = now_s();
     uint8_t out[1000], back[1000];
     uint64_t off = 0;
     for (uint64_t k = 0; off < bytes; k++) {
@@ -96,7 +104,9 @@ static int source(struct libxenvchan *ctrl, uint64_t bytes, uint64_t seed)
             return fail("echo differs from what was sent");
         off += n;
     }
-    printf("vchan-peer: ok sent and verified %llu bytes\n", (unsigned long long)bytes);
+    double secs = now_s() - start;
+    printf("vchan-peer: ok sent and verified %llu bytes in %.0f ms (%.1f MB/s echoed)\n",
+           (unsigned long long)bytes, secs * 1e3, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
     return 0;
 }
 

@@ -234,7 +234,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(256);
     let total = mb << 20;
-    println!("bulk: {mb} MiB in {CHUNK}-byte writes; latency: {ROUND_TRIPS} round trips of {MSG} bytes; two processes each");
+    println!(
+        "bulk: {mb} MiB in {CHUNK}-byte writes; latency: {ROUND_TRIPS} round trips of {MSG} bytes; two processes each"
+    );
     let memcpy = bench_memcpy(total);
     let sock = bench_stream(total, socketpair);
     let pipe = bench_stream(total, pipes);
