@@ -397,8 +397,8 @@ impl<'p, P: VchanPlatform, S: VchanStore> Vchan<'p, P, S> {
         let event_channel = alloc::format!("{dir}/event-channel");
         let mut backoff = Duration::from_millis(1);
         loop {
-            let r = store.read(&ring_ref).await?;
-            let e = store.read(&event_channel).await?;
+            let r = not_yet_as_none(store.read(&ring_ref).await)?;
+            let e = not_yet_as_none(store.read(&event_channel).await)?;
             if let (Some(r), Some(e)) = (r, e) {
                 let gref = parse_decimal(&r)
                     .filter(|&g| g != 0)
@@ -987,6 +987,18 @@ impl<P: VchanPlatform, S: VchanStore> Drop for Vchan<'_, P, S> {
     /// async request: call `close` to remove them.
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Before the server has published its keys (with read access for us), xenstored answers
+/// a read of the missing node under the server's home with `EACCES`, not `ENOENT` (it does
+/// not reveal what exists where we may not look): both mean "not there yet".
+fn not_yet_as_none(
+    r: Result<Option<Vec<u8>>, xenstore::Error>,
+) -> Result<Option<Vec<u8>>, xenstore::Error> {
+    match r {
+        Err(xenstore::Error::Xenstore(xenstore::ErrorCode::EACCES)) => Ok(None),
+        other => other,
     }
 }
 

@@ -73,6 +73,14 @@ impl VchanStore for StoreConn {
 
     async fn read(&self, path: &str) -> Result<Option<Vec<u8>>, xenstore::Error> {
         match self.tree.borrow().nodes.get(path) {
+            // Like xenstored: a missing node under another domain's home is EACCES for an
+            // unprivileged reader (existence is not revealed).
+            None if self.me != DomId(0)
+                && path.starts_with("/local/domain/")
+                && !path.starts_with(&format!("/local/domain/{}/", self.me.0)) =>
+            {
+                Err(xenstore::Error::Xenstore(ErrorCode::EACCES))
+            }
             None => Ok(None),
             Some((v, owner, reader)) => {
                 if *owner == self.me || *reader == Some(self.me) || self.me == DomId(0) {
