@@ -148,5 +148,6 @@ int main(int argc, char **argv)
         rc = fail("mode must be echo or source BYTES SEED");
     }
     libxenvchan_close(ctrl);
+    fprintf(stderr, "vchan-peer: closed\n");
     return rc;
 }

@@ -19,4 +19,4 @@ for _ in $(seq 600); do xenstore-read "$srv/ring-ref" >/dev/null 2>&1 && break; 
 echo "dom0: libxenvchan client -> guest server at $srv"
 "$peer" client "$domid" "$srv" source "$bytes" 1
 echo "dom0: libxenvchan server for the guest's client"
-"$peer" server "$domid" "/local/domain/0/data/vchan/$domid/echo-back" echo
+"$peer" ${VCHAN_SIZES:+-s "$VCHAN_SIZES"} server "$domid" "/local/domain/0/data/vchan/$domid/echo-back" echo
