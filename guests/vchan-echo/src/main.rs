@@ -10,7 +10,8 @@
 //!   `/local/domain/<guest>/data/vchan/<peer>/<port>`
 //! * `back=<name>` the channel the guest connects to as a client (default `echo-back`):
 //!   `/local/domain/<peer>/data/vchan/<guest>/<back>`, where the peer echoes
-//! * `sessions=<n>` echo sessions to serve before moving on (default 1)
+//! * `sessions=<n>` echo sessions to serve before moving on (default 1); session `k > 1`
+//!   serves port `<port><k>` (e.g. `echo2`), so a peer never finds a stale advertisement
 //! * `bytes=<n>`, `seed=<n>` what the client sends and verifies (default 1000000, 1)
 //! * `ring=<left>,<right>` minimum ring sizes the server asks for (default 1024,2048)
 //!
@@ -110,7 +111,12 @@ fn main(env: &Env) -> Result<(), String> {
         let xs: Xs<'_> = Client::new(transport, PlatformTimer::new(&p));
         if o.serve {
             for session in 1..=o.sessions {
-                match serve(&p, &xs, me, &o).await {
+                let port = if session == 1 {
+                    o.port.clone()
+                } else {
+                    format!("{}{session}", o.port)
+                };
+                match serve(&p, &xs, me, &o, &port).await {
                     Ok(summary) => println!("vchan-echo: ok server session {session}: {summary}"),
                     Err(e) => {
                         println!("vchan-echo: FAIL server session {session}: {e}");
@@ -139,8 +145,14 @@ fn main(env: &Env) -> Result<(), String> {
 }
 
 /// One echo session: advertise, wait for the client, echo until it closes.
-async fn serve(p: &PvPlatform, xs: &Xs<'_>, me: DomId, o: &Options) -> Result<String, Error> {
-    let dir = vchan_path(me, o.peer, &o.port);
+async fn serve(
+    p: &PvPlatform,
+    xs: &Xs<'_>,
+    me: DomId,
+    o: &Options,
+    port: &str,
+) -> Result<String, Error> {
+    let dir = vchan_path(me, o.peer, port);
     let config = ServerConfig {
         read_min: o.ring.0,
         write_min: o.ring.1,
