@@ -296,14 +296,22 @@ impl<S: EventSource> Demux<S> {
         &self.shared.source
     }
 
-    /// Starts tracking a port the source just bound.
-    pub(crate) fn register(&self, port: u32) {
+    /// Binds a port with `bind` (an ioctl on the device file) and starts tracking it. The
+    /// state stays locked across the ioctl, so an event that fires at once waits in the
+    /// reader until the port is known (otherwise it would be dropped and never re-enabled).
+    pub(crate) fn bind(&self, bind: impl FnOnce(&File) -> io::Result<u32>) -> io::Result<u32> {
         let mut st = self.shared.lock();
-        if let Some(old) = st.ports.insert(port, PortState::default()) {
-            // Cannot happen (the kernel would not bind a port twice); wake stale waiters.
-            let mut old = old;
+        let port = bind(self.shared.file.get_ref())?;
+        if let Some(mut old) = st.ports.insert(port, PortState::default()) {
+            // Cannot happen (the kernel does not bind a port twice); wake stale waiters.
             old.wake_all();
         }
+        Ok(port)
+    }
+
+    #[cfg(test)]
+    fn register(&self, port: u32) {
+        self.bind(|_| Ok(port)).unwrap();
     }
 
     /// Stops tracking a port (closed); its waiters complete with `PortNotBound`.
@@ -641,6 +649,23 @@ mod tests {
             assert_eq!(completes(d.wait(Port(1))).await, None);
         }
         assert!(d.shared.lock().ports[&1].waiters.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_firing_during_the_bind_is_not_lost() {
+        let (d, k) = fake();
+        let k = Mutex::new(k);
+        let port = d
+            .bind(|_| {
+                // The "kernel" fires the new port before the bind returns, and the reader
+                // (on another worker) gets to read it meanwhile.
+                k.lock().unwrap().fire(&[21]);
+                std::thread::sleep(Duration::from_millis(30));
+                Ok(21)
+            })
+            .unwrap();
+        assert_eq!(completes(d.wait(Port(port))).await, Some(Ok(())));
+        assert_eq!(k.lock().unwrap().reenabled(), vec![21]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

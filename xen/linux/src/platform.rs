@@ -570,23 +570,24 @@ impl GrantCopy for LinuxPlatform {
 
 impl EventChannels for LinuxPlatform {
     fn alloc_unbound(&self, remote: DomId) -> Result<Port, Error> {
-        let port = evtchn_ioctl::bind_unbound_port(self.evtchn.file(), remote.0).map_err(|e| {
-            match e.raw_os_error() {
+        let port = self
+            .evtchn
+            .bind(|f| evtchn_ioctl::bind_unbound_port(f, remote.0))
+            .map_err(|e| match e.raw_os_error() {
                 Some(libc::ESRCH) => Error::NoSuchDomain { domid: remote },
                 _ => io_error(Op::AllocUnbound, &e),
-            }
-        })?;
-        self.evtchn.register(port);
+            })?;
         Ok(Port(port))
     }
 
     fn bind_interdomain(&self, remote: DomId, remote_port: Port) -> Result<Port, Error> {
-        let port = evtchn_ioctl::bind_interdomain(self.evtchn.file(), remote.0, remote_port.0)
+        let port = self
+            .evtchn
+            .bind(|f| evtchn_ioctl::bind_interdomain(f, remote.0, remote_port.0))
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ESRCH) => Error::NoSuchDomain { domid: remote },
                 _ => io_error(Op::BindInterdomain, &e),
             })?;
-        self.evtchn.register(port);
         Ok(Port(port))
     }
 
@@ -594,9 +595,10 @@ impl EventChannels for LinuxPlatform {
         if virq.0 >= Virq::COUNT {
             return Err(Error::InvalidArgument { op: Op::BindVirq });
         }
-        let port = evtchn_ioctl::bind_virq(self.evtchn.file(), virq.0)
+        let port = self
+            .evtchn
+            .bind(|f| evtchn_ioctl::bind_virq(f, virq.0))
             .map_err(|e| io_error(Op::BindVirq, &e))?;
-        self.evtchn.register(port);
         Ok(Port(port))
     }
 
