@@ -228,6 +228,12 @@ async fn read_loop<S: EventSource>(shared: Arc<Shared<S>>) {
                 Err(_would_block) => break,
                 Ok(Ok(0)) => return shared.fail(&io::ErrorKind::UnexpectedEof.into()),
                 Ok(Ok(n)) => {
+                    if n < buf.len() {
+                        // A short read emptied the ring: no need for one more read to see
+                        // EAGAIN. Clearing is safe: tokio keeps the readiness if a new
+                        // edge arrived since this guard was taken.
+                        guard.clear_ready();
+                    }
                     carry.extend_from_slice(&buf[..n]);
                     let whole = carry.len() / 4 * 4;
                     let fired: Vec<u32> = carry[..whole]
@@ -246,6 +252,9 @@ async fn read_loop<S: EventSource>(shared: Arc<Shared<S>>) {
             };
             if let Err(e) = result {
                 return shared.fail(&e);
+            }
+            if !guard.ready().is_readable() {
+                break;
             }
             // Let the woken waiters run under a flood of events.
             batches += 1;
