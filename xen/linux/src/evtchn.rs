@@ -222,18 +222,15 @@ async fn read_loop<S: EventSource>(shared: Arc<Shared<S>>) {
             Err(e) => return shared.fail(&e),
         };
         let mut batches = 0;
+        // Read until EAGAIN, even after a short read: the device only wakes pollers when an
+        // event lands in an empty ring, and an event that arrives while a read is copying
+        // the ring out finds it non-empty, so no new edge would announce it.
         loop {
             let outcome = guard.try_io(|fd| shared.source.read_ports(fd.get_ref(), &mut buf));
             let result = match outcome {
                 Err(_would_block) => break,
                 Ok(Ok(0)) => return shared.fail(&io::ErrorKind::UnexpectedEof.into()),
                 Ok(Ok(n)) => {
-                    if n < buf.len() {
-                        // A short read emptied the ring: no need for one more read to see
-                        // EAGAIN. Clearing is safe: tokio keeps the readiness if a new
-                        // edge arrived since this guard was taken.
-                        guard.clear_ready();
-                    }
                     carry.extend_from_slice(&buf[..n]);
                     let whole = carry.len() / 4 * 4;
                     let fired: Vec<u32> = carry[..whole]
@@ -252,9 +249,6 @@ async fn read_loop<S: EventSource>(shared: Arc<Shared<S>>) {
             };
             if let Err(e) = result {
                 return shared.fail(&e);
-            }
-            if !guard.ready().is_readable() {
-                break;
             }
             // Let the woken waiters run under a flood of events.
             batches += 1;
