@@ -43,7 +43,7 @@ pub fn parse_entry_header(data: &[u8]) -> Result<(u8, usize, usize)> {
     Ok((ty, size, i))
 }
 
-fn encode_entry_header(ty: u8, size: usize, out: &mut Vec<u8>) {
+pub fn encode_entry_header(ty: u8, size: usize, out: &mut Vec<u8>) {
     let mut s = size as u64;
     let mut b = (ty << 4) | (s & 15) as u8;
     s >>= 4;
@@ -432,6 +432,7 @@ pub fn write_pack(mut objects: Vec<PackInput>, deltas: bool) -> WrittenPack {
     out.extend_from_slice(&(objects.len() as u32).to_be_bytes());
     let mut entries = Vec::with_capacity(objects.len());
     const WINDOW: usize = 4;
+    let mut deflater = zlib::Deflater::new();
     // (index into objects, offset, depth) of recent objects in the same kind+group.
     let mut window: Vec<(usize, u64, u32)> = Vec::new();
     for i in 0..objects.len() {
@@ -458,12 +459,12 @@ pub fn write_pack(mut objects: Vec<PackInput>, deltas: bool) -> WrittenPack {
             Some((delta, base_off, depth)) => {
                 encode_entry_header(OFS_DELTA, delta.len(), &mut out);
                 encode_ofs(offset - base_off, &mut out);
-                out.extend_from_slice(&zlib::deflate(&[&delta], zlib::FAST));
+                deflater.deflate_into(&[&delta], &mut out);
                 depth
             }
             None => {
                 encode_entry_header(o.kind as u8, o.data.len(), &mut out);
-                out.extend_from_slice(&zlib::deflate(&[&o.data], zlib::FAST));
+                deflater.deflate_into(&[&o.data], &mut out);
                 0
             }
         };

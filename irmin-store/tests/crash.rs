@@ -26,9 +26,12 @@ fn writer_child() {
     } else {
         Durability::Process
     };
-    let backend = GitDir::open(&dir, durability).unwrap();
+    let mut backend = GitDir::open(&dir, durability).unwrap();
     // Single writer: whatever a killed predecessor left (locks, temp files) is stale.
     backend.recover().unwrap();
+    if let Ok(n) = std::env::var("IRMIN_CRASH_GROUP") {
+        backend.set_group_commit(n.parse().unwrap()).unwrap();
+    }
     let mut repo = Repo::new(backend);
     loop {
         let head = repo.branch_head("main").unwrap();
@@ -97,6 +100,10 @@ fn sigkill_writer_200_times() {
             .stderr(Stdio::null());
         if round % 10 == 0 {
             cmd.env("IRMIN_CRASH_FSYNC", "1");
+        }
+        // Every third round uses group commit (objects as packs, refs held locked).
+        if round % 3 == 1 {
+            cmd.env("IRMIN_CRASH_GROUP", (2 + seed % 40).to_string());
         }
         let mut child = cmd.spawn().unwrap();
         std::thread::sleep(Duration::from_micros(2_000 + seed % 25_000));

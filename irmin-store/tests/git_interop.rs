@@ -183,6 +183,30 @@ fn we_read_what_git_writes_loose_and_packed() {
     assert_eq!(r.read_commit(&c).unwrap().parents, vec![head]);
     assert_eq!(git_ok(&w, &["show", "main:new/key"]), "v");
     fsck_strict(&w);
+    // Group commits on top: their small packs get consolidated together with git's
+    // (delta-compressed) pack, whose deltas are resolved on the way.
+    r.backend_mut().set_group_commit(8).unwrap();
+    for i in 0..8 * 20 {
+        r.set(
+            "main",
+            &format!("g/{}", i % 9),
+            format!("{i}").as_bytes(),
+            &info(1_700_000_200 + i, "g"),
+        )
+        .unwrap();
+    }
+    r.backend_mut().flush().unwrap();
+    let packs = std::fs::read_dir(w.join(".git/objects/pack"))
+        .unwrap()
+        .count();
+    assert!(packs < 16, "{packs} pack files after consolidation");
+    fsck_strict(&w);
+    assert_eq!(
+        git_ok(&w, &["show", "main:dir/sub/file.txt"]),
+        git_ok(&w, &["show", "HEAD~161:dir/sub/file.txt"])
+    );
+    let old = r.get_at(&head, "dir/sub/file.txt").unwrap().unwrap();
+    assert!(old.ends_with(b"round 5\n"));
 }
 
 #[test]
@@ -276,4 +300,64 @@ fn corruption_missing_objects_and_lost_cas_are_typed() {
         Err(Error::MissingObject(_))
     ));
     assert!(fresh.backend().read_ref("refs/heads/../../x").is_err());
+}
+
+#[test]
+fn group_commit_batches_writes_and_holds_the_lock() {
+    let s = Scratch::new("group");
+    let dir = s.path().join("r.git");
+    let mut r = Repo::new(GitDir::init_bare(&dir, Durability::Fsync).unwrap());
+    r.set("main", "base", b"0", &info(1_700_000_000, "base"))
+        .unwrap();
+    r.backend_mut().set_group_commit(50).unwrap();
+    let mut last = None;
+    for i in 0..30 {
+        last = Some(
+            r.set(
+                "main",
+                &format!("k/{}", i % 7),
+                format!("{i}").as_bytes(),
+                &info(1_700_000_001 + i, "g"),
+            )
+            .unwrap(),
+        );
+    }
+    // Our own view sees the pending commits...
+    assert_eq!(r.branch_head("main").unwrap(), last);
+    assert_eq!(&*r.get("main", "k/1").unwrap().unwrap(), b"29");
+    // ...other processes see the last flushed state, and cannot move the ref meanwhile.
+    assert_eq!(git_ok(&dir, &["rev-list", "--count", "main"]).trim(), "1");
+    let mut other = Repo::new(GitDir::open(&dir, Durability::Process).unwrap());
+    assert!(matches!(
+        other.set("main", "x", b"y", &info(1_700_000_100, "other")),
+        Err(Error::RefLocked(_))
+    ));
+    r.backend_mut().flush().unwrap();
+    assert_eq!(git_ok(&dir, &["rev-list", "--count", "main"]).trim(), "31");
+    assert_eq!(git_ok(&dir, &["show", "main:k/1"]), "29");
+    fsck_strict(&dir);
+    // 30 commits of 4 objects went into one pack, not 120 files.
+    let packs = std::fs::read_dir(dir.join("objects/pack")).unwrap().count();
+    assert_eq!(packs, 2, "one .pack + one .idx");
+    // Many groups: small packs get consolidated.
+    for i in 0..40 * 50 {
+        r.set(
+            "main",
+            &format!("m/{}", i % 13),
+            format!("{i}").as_bytes(),
+            &info(1_700_001_000 + i, "g"),
+        )
+        .unwrap();
+    }
+    r.backend_mut().flush().unwrap();
+    let packs = std::fs::read_dir(dir.join("objects/pack")).unwrap().count();
+    assert!(packs <= 2 * 16, "{packs} pack files");
+    drop(r);
+    fsck_strict(&dir);
+    assert_eq!(
+        git_ok(&dir, &["rev-list", "--count", "main"]).trim(),
+        "2031"
+    );
+    let r = Repo::new(GitDir::open(&dir, Durability::Process).unwrap());
+    assert_eq!(&*r.get("main", "m/0").unwrap().unwrap(), b"1989");
 }

@@ -122,7 +122,36 @@ pub struct GitDir {
     /// Objects were written since the last durability barrier.
     dirty: bool,
     tmp_counter: u64,
+    /// Group commit: flush after this many ref updates (0: write through).
+    group_limit: usize,
+    group: PendingGroup,
+    deflater: zlib::Deflater,
 }
+
+/// Objects and ref updates of a group commit not yet flushed. The refs' lock files are
+/// held from the first update until the flush, so no other writer (nor `git`) can move
+/// them in between: compare-and-swap stays exact.
+#[derive(Default)]
+struct PendingGroup {
+    objects: Vec<(ObjectId, ObjectKind, Vec<u8>)>,
+    index: hashbrown::HashMap<ObjectId, usize>,
+    refs: std::collections::BTreeMap<String, (RefLock, Option<ObjectId>)>,
+    updates: usize,
+}
+
+/// A held `<ref>.lock`.
+struct RefLock {
+    path: PathBuf,
+    lock: PathBuf,
+    file: File,
+}
+
+/// Batches below this many objects are written as loose objects, larger ones as a pack.
+const PACK_THRESHOLD: usize = 16;
+/// Consolidate small packs once there are this many.
+const MAX_SMALL_PACKS: usize = 16;
+/// Packs smaller than this count as small.
+const SMALL_PACK: u64 = 8 << 20;
 
 fn write_new(path: &FsPath, data: &[u8]) -> std::io::Result<File> {
     let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
@@ -213,6 +242,9 @@ impl GitDir {
             fanout_made: [false; 256],
             dirty: false,
             tmp_counter: 0,
+            group_limit: 0,
+            group: PendingGroup::default(),
+            deflater: zlib::Deflater::new(),
         };
         d.rescan_packs()?;
         Ok(d)
@@ -471,6 +503,274 @@ impl GitDir {
         Ok(())
     }
 
+    /// Take `<ref>.lock` (git's lock protocol; `Error::RefLocked` if held).
+    fn lock_ref(&self, name: &str) -> Result<RefLock> {
+        let path = self.ref_path(name);
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let lock = path.with_file_name(format!("{file_name}.lock"));
+        let open = || OpenOptions::new().write(true).create_new(true).open(&lock);
+        let file = match open() {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // First ref in a new directory (refs/remotes/x/...).
+                if let Some(parent) = lock.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                open()?
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Err(Error::RefLocked(name.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(RefLock { path, lock, file })
+    }
+
+    /// Publish a held lock as the ref's new value (or delete the ref), durably.
+    fn commit_ref(&self, lock: &RefLock, name: &str, new: Option<ObjectId>) -> Result<()> {
+        match new {
+            Some(id) => {
+                let mut f = &lock.file;
+                f.write_all(format!("{id}\n").as_bytes())?;
+                if self.durability == Durability::Fsync {
+                    lock.file.sync_all()?;
+                }
+                fs::rename(&lock.lock, &lock.path)?;
+            }
+            None => {
+                match fs::remove_file(&lock.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.remove_packed_ref(name)?;
+                fs::remove_file(&lock.lock)?;
+            }
+        }
+        if self.durability == Durability::Fsync {
+            if let Some(parent) = lock.path.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Turn on group commit: objects and ref updates are kept in memory and written
+    /// together (objects as one pack, one `syncfs`, then the refs) every `max_updates`
+    /// ref updates and at [`GitDir::flush`] (also attempted on drop). A commit is durable
+    /// and visible to other processes only after its group is flushed; until then the
+    /// refs involved stay locked against other writers. `0` turns it off.
+    pub fn set_group_commit(&mut self, max_updates: usize) -> Result<()> {
+        self.flush()?;
+        self.group_limit = max_updates;
+        Ok(())
+    }
+
+    fn update_ref_grouped(
+        &mut self,
+        name: &str,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+    ) -> Result<()> {
+        let actual = match self.group.refs.get(name) {
+            Some((_, pending)) => *pending,
+            None => {
+                let lock = self.lock_ref(name)?;
+                let actual = match self.read_ref_inner(name, 0) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let _ = fs::remove_file(&lock.lock);
+                        return Err(e);
+                    }
+                };
+                if actual != expected {
+                    let _ = fs::remove_file(&lock.lock);
+                    return Err(Error::RefChanged {
+                        name: name.to_string(),
+                        expected,
+                        actual,
+                    });
+                }
+                self.group.refs.insert(name.to_string(), (lock, actual));
+                actual
+            }
+        };
+        if actual != expected {
+            return Err(Error::RefChanged {
+                name: name.to_string(),
+                expected,
+                actual,
+            });
+        }
+        if let Some((_, pending)) = self.group.refs.get_mut(name) {
+            *pending = new;
+        }
+        self.group.updates += 1;
+        if self.group.updates >= self.group_limit {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write the pending group: objects (one pack, or loose files for a few), one
+    /// durability barrier, then every pending ref. On error the group is dropped and its
+    /// locks released; the repository stays at the previous flushed state.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.group.objects.is_empty() && self.group.refs.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.group);
+        let result = self.write_group(&group);
+        for (_, (lock, _)) in group.refs.iter() {
+            let _ = fs::remove_file(&lock.lock);
+        }
+        result?;
+        self.consolidate_packs()
+    }
+
+    fn write_group(&mut self, group: &PendingGroup) -> Result<()> {
+        if group.objects.len() >= PACK_THRESHOLD {
+            let inputs = group
+                .objects
+                .iter()
+                .map(|(id, kind, data)| pack::PackInput {
+                    id: *id,
+                    kind: *kind,
+                    data: data.clone(),
+                    group: 0,
+                })
+                .collect();
+            let written = pack::write_pack(inputs, false);
+            let mut entries = written.entries.clone();
+            self.install_pack(&written.data, &mut entries, &written.checksum)?;
+        } else {
+            for (id, kind, data) in &group.objects {
+                self.write_loose(id, *kind, data)?;
+            }
+        }
+        if self.durability == Durability::Fsync && !group.objects.is_empty() {
+            syncfs(&self.objects)?;
+        }
+        for (name, (lock, new)) in &group.refs {
+            self.commit_ref(lock, name, *new)?;
+        }
+        Ok(())
+    }
+
+    /// Merge small packs (group commits make many) into one, so lookups stay fast.
+    fn consolidate_packs(&mut self) -> Result<()> {
+        let small: Vec<Arc<Pack>> = self
+            .packs
+            .borrow()
+            .iter()
+            .filter(|p| p.data_end < SMALL_PACK)
+            .cloned()
+            .collect();
+        if small.len() < MAX_SMALL_PACKS {
+            return Ok(());
+        }
+        // Whole (non-delta) entries are copied byte for byte, CRC included: no inflate,
+        // no deflate. Delta entries (from packs git wrote) are resolved and stored whole.
+        let mut data = Vec::new();
+        data.extend_from_slice(b"PACK");
+        data.extend_from_slice(&2u32.to_be_bytes());
+        data.extend_from_slice(&0u32.to_be_bytes());
+        let mut entries: Vec<(ObjectId, u64, u32)> = Vec::new();
+        let mut seen = hashbrown::HashSet::new();
+        for p in &small {
+            let mut raw = vec![0u8; p.data_end as usize];
+            p.file.read_exact_at(&mut raw, 0)?;
+            let mut by_offset: Vec<(u64, ObjectId, u32)> = p
+                .index
+                .entries()
+                .map(|(id, off, crc)| (off, id, crc))
+                .collect();
+            by_offset.sort_unstable_by_key(|e| e.0);
+            for (i, &(off, id, crc)) in by_offset.iter().enumerate() {
+                if !seen.insert(id) {
+                    continue;
+                }
+                let end = by_offset.get(i + 1).map_or(p.data_end, |e| e.0) as usize;
+                let entry = raw
+                    .get(off as usize..end)
+                    .ok_or(Error::corrupt(CorruptKind::BadPack("entry out of range")))?;
+                let (ty, _, _) = pack::parse_entry_header(entry)?;
+                let new_off = data.len() as u64;
+                if (1..=4).contains(&ty) {
+                    data.extend_from_slice(entry);
+                    entries.push((id, new_off, crc));
+                } else {
+                    let obj = self.read_packed(p, off, 0)?;
+                    pack::encode_entry_header(obj.kind as u8, obj.data.len(), &mut data);
+                    self.deflater.deflate_into(&[&obj.data], &mut data);
+                    let crc = crc32fast::hash(&data[new_off as usize..]);
+                    entries.push((id, new_off, crc));
+                }
+            }
+        }
+        let count = entries.len() as u32;
+        data[8..12].copy_from_slice(&count.to_be_bytes());
+        let mut h = crate::hash::Sha1Hasher::new();
+        h.update(&data);
+        let checksum = h.finish();
+        data.extend_from_slice(checksum.as_bytes());
+        let written = pack::WrittenPack {
+            data,
+            entries,
+            checksum,
+        };
+        let mut entries = written.entries.clone();
+        let new_pack = self.install_pack(&written.data, &mut entries, &written.checksum)?;
+        if self.durability == Durability::Fsync {
+            syncfs(&self.objects)?;
+        }
+        for p in small {
+            if p.name != new_pack {
+                let _ = fs::remove_file(p.name.with_extension("idx"));
+                let _ = fs::remove_file(&p.name);
+            }
+        }
+        self.rescan_packs()
+    }
+
+    fn write_loose(&mut self, id: &ObjectId, kind: ObjectKind, data: &[u8]) -> Result<()> {
+        let mut header = [0u8; 32];
+        let hl = object_header(kind, data.len(), &mut header);
+        let compressed = self.deflater.deflate(&[&header[..hl], data]);
+        let fan = id.0[0] as usize;
+        let final_path = self.loose_path(id);
+        let dir = final_path
+            .parent()
+            .map(FsPath::to_path_buf)
+            .unwrap_or_default();
+        if !self.fanout_made[fan] {
+            fs::create_dir_all(&dir)?;
+            self.fanout_made[fan] = true;
+        }
+        self.tmp_counter += 1;
+        let tmp = dir.join(format!(
+            "tmp_obj_{}_{}",
+            std::process::id(),
+            self.tmp_counter
+        ));
+        match write_new(&tmp, &compressed) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // The fan-out directory was removed under us (e.g. by git gc): recreate.
+                fs::create_dir_all(&dir)?;
+                write_new(&tmp, &compressed)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // Renaming over an existing copy of the same object is harmless.
+        fs::rename(&tmp, &final_path)?;
+        self.dirty = true;
+        Ok(())
+    }
+
     /// Every object id present (loose and packed).
     pub fn all_object_ids(&self) -> Result<Vec<ObjectId>> {
         let mut ids = Vec::new();
@@ -529,6 +829,7 @@ impl GitDir {
     /// deltas), then delete the loose objects and old packs it made redundant (what
     /// `git repack -a -d` + `git prune-packed` do). Unreachable loose objects are kept.
     pub fn repack(&mut self) -> Result<RepackStats> {
+        self.flush()?;
         let mut roots: Vec<ObjectId> = self.list_refs("")?.into_iter().map(|(_, id)| id).collect();
         if let Some(h) = self.read_ref("HEAD")? {
             roots.push(h);
@@ -593,6 +894,14 @@ impl GitDir {
     }
 }
 
+impl Drop for GitDir {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            log::error!("irmin-store: group commit lost on drop: {e}");
+        }
+    }
+}
+
 /// Bytes used on disk: `apparent` sums file sizes, `allocated` counts filesystem blocks
 /// (what `du` reports; a small loose object still takes a whole block).
 #[derive(Clone, Copy, Debug, Default)]
@@ -611,19 +920,24 @@ pub struct RepackStats {
 
 impl Backend for GitDir {
     fn read_object(&self, id: &ObjectId) -> Result<Option<RawObject>> {
-        if let Some(o) = self.read_loose(id)? {
-            return Ok(Some(o));
+        if let Some(&i) = self.group.index.get(id) {
+            let (_, kind, data) = &self.group.objects[i];
+            return Ok(Some(RawObject {
+                kind: *kind,
+                data: data.clone(),
+            }));
         }
+        // Pack indexes are in memory: look there before paying for an open().
         let found = match self.find_in_packs(id) {
             Some(f) => Some(f),
             None => {
-                // Somebody (git gc, a fetch) may have added a pack since we looked.
-                self.rescan_packs()?;
-                match self.find_in_packs(id) {
-                    Some(f) => Some(f),
-                    // ...and moved the loose object into it meanwhile.
-                    None => return self.read_loose(id),
+                if let Some(o) = self.read_loose(id)? {
+                    return Ok(Some(o));
                 }
+                // Somebody (git gc, a fetch) may have added a pack since we looked, and
+                // moved the loose object into it meanwhile.
+                self.rescan_packs()?;
+                self.find_in_packs(id)
             }
         };
         let Some((pack, off)) = found else {
@@ -643,7 +957,10 @@ impl Backend for GitDir {
     }
 
     fn has_object(&self, id: &ObjectId) -> Result<bool> {
-        if self.find_in_packs(id).is_some() || self.loose_path(id).exists() {
+        if self.group.index.contains_key(id)
+            || self.find_in_packs(id).is_some()
+            || self.loose_path(id).exists()
+        {
             return Ok(true);
         }
         self.rescan_packs()?;
@@ -651,44 +968,19 @@ impl Backend for GitDir {
     }
 
     fn write_object(&mut self, id: &ObjectId, kind: ObjectKind, data: &[u8]) -> Result<()> {
-        if self.find_in_packs(id).is_some() {
+        if self.group.index.contains_key(id) || self.find_in_packs(id).is_some() {
             return Ok(());
         }
-        let mut header = [0u8; 32];
-        let hl = object_header(kind, data.len(), &mut header);
-        let compressed = zlib::deflate(&[&header[..hl], data], zlib::FAST);
-        let fan = id.0[0] as usize;
-        let final_path = self.loose_path(id);
-        let dir = final_path
-            .parent()
-            .map(FsPath::to_path_buf)
-            .unwrap_or_default();
-        if !self.fanout_made[fan] {
-            fs::create_dir_all(&dir)?;
-            self.fanout_made[fan] = true;
+        if self.group_limit > 0 {
+            self.group.index.insert(*id, self.group.objects.len());
+            self.group.objects.push((*id, kind, data.to_vec()));
+            return Ok(());
         }
-        self.tmp_counter += 1;
-        let tmp = dir.join(format!(
-            "tmp_obj_{}_{}",
-            std::process::id(),
-            self.tmp_counter
-        ));
-        match write_new(&tmp, &compressed) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                // The fan-out directory was removed under us (e.g. by git gc): recreate.
-                fs::create_dir_all(&dir)?;
-                write_new(&tmp, &compressed)?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        // Renaming over an existing copy of the same object is harmless.
-        fs::rename(&tmp, &final_path)?;
-        self.dirty = true;
-        Ok(())
+        self.write_loose(id, kind, data)
     }
 
     fn sync_objects(&mut self) -> Result<()> {
+        // In group mode the flush orders objects before refs.
         if self.dirty && self.durability == Durability::Fsync {
             syncfs(&self.objects)?;
         }
@@ -700,6 +992,14 @@ impl Backend for GitDir {
         if name != "HEAD" {
             crate::path::check_ref_name(name)?;
         }
+        let target = if name == "HEAD" {
+            self.head_target()?
+        } else {
+            Some(name.to_string())
+        };
+        if let Some((_, pending)) = target.and_then(|t| self.group.refs.get(&t)) {
+            return Ok(*pending);
+        }
         self.read_ref_inner(name, 0)
     }
 
@@ -710,23 +1010,10 @@ impl Backend for GitDir {
         new: Option<ObjectId>,
     ) -> Result<()> {
         crate::path::check_ref_name(name)?;
-        let path = self.ref_path(name);
-        let parent = path.parent().map(FsPath::to_path_buf).unwrap_or_default();
-        fs::create_dir_all(&parent)?;
-        let lock = path.with_file_name(format!(
-            "{}.lock",
-            path.file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default()
-        ));
-        let content = new.map(|id| format!("{id}\n")).unwrap_or_default();
-        let f = match write_new(&lock, content.as_bytes()) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                return Err(Error::RefLocked(name.to_string()));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        if self.group_limit > 0 {
+            return self.update_ref_grouped(name, expected, new);
+        }
+        let lock = self.lock_ref(name)?;
         let result = (|| -> Result<()> {
             let actual = self.read_ref_inner(name, 0)?;
             if actual != expected {
@@ -736,30 +1023,10 @@ impl Backend for GitDir {
                     actual,
                 });
             }
-            match new {
-                Some(_) => {
-                    if self.durability == Durability::Fsync {
-                        f.sync_all()?;
-                    }
-                    fs::rename(&lock, &path)?;
-                }
-                None => {
-                    match fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    self.remove_packed_ref(name)?;
-                    fs::remove_file(&lock)?;
-                }
-            }
-            if self.durability == Durability::Fsync {
-                sync_dir(&parent)?;
-            }
-            Ok(())
+            self.commit_ref(&lock, name, new)
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&lock);
+            let _ = fs::remove_file(&lock.lock);
         }
         result
     }
@@ -785,6 +1052,14 @@ impl Backend for GitDir {
                         }
                     }
                 }
+            }
+        }
+        for (name, (_, pending)) in &self.group.refs {
+            if name.starts_with(prefix) {
+                match pending {
+                    Some(id) => out.insert(name.clone(), *id),
+                    None => out.remove(name),
+                };
             }
         }
         Ok(out.into_iter().collect())
