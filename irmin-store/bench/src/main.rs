@@ -59,18 +59,25 @@ fn lcg(seed: &mut u64) -> usize {
     (*seed >> 33) as usize
 }
 
-fn bench_irmin(base: &Path, n: usize, reads: usize, durability: irmin_store::backend::disk::Durability, name: &'static str) -> Row {
+fn bench_irmin(base: &Path, n: usize, reads: usize, durability: irmin_store::backend::disk::Durability, group: usize, name: &'static str) -> Row {
     use irmin_store::backend::disk::GitDir;
     use irmin_store::{CommitInfo, Repo, Signature};
     let dir = fresh_repo(base, name);
     let mut repo = Repo::new(GitDir::open(&dir, durability).unwrap());
+    repo.backend_mut().set_group_commit(group).unwrap();
     let info = CommitInfo::new(Signature::new("bench", "bench@example.com", 1_700_000_000, 0).unwrap(), "bench");
     let t = Instant::now();
     for i in 0..n {
         let (d, k) = key(i);
         repo.set("main", &format!("{d}/{k}"), format!("value {i}").as_bytes(), &info).unwrap();
     }
+    // Group commit: the last group is durable only after the flush; time it too.
+    repo.backend_mut().flush().unwrap();
+    drop(repo);
     let commits_per_s = n as f64 / t.elapsed().as_secs_f64();
+    if reads == 0 {
+        return Row { name, commits_per_s, reads_per_s: 0.0, loose: (0, 0), packed: (0, 0) };
+    }
     // A fresh handle for reads: no cache carried over from writing.
     let repo = Repo::new(GitDir::open(&dir, durability).unwrap());
     let mut seed = 42;
@@ -172,13 +179,40 @@ fn main() {
     let base = std::env::temp_dir().join(format!("irmin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap();
     use irmin_store::backend::disk::Durability;
+    if args.get(3).map(String::as_str) == Some("git2-only") {
+        let r = bench_git2(&base, n, reads.max(1));
+        println!("libgit2: {:.0} commits/s, {:.0} reads/s", r.commits_per_s, r.reads_per_s);
+        let _ = std::fs::remove_dir_all(&base);
+        return;
+    }
+    if args.get(3).map(String::as_str) == Some("irmin-only") {
+        let group = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let r = bench_irmin(&base, n, reads, Durability::Process, group, "irmin-store");
+        println!("irmin-store: {:.0} commits/s, {:.0} reads/s", r.commits_per_s, r.reads_per_s);
+        let _ = std::fs::remove_dir_all(&base);
+        return;
+    }
     println!("workload: {n} commits (one key changed each, 10 dirs x 100 keys), {reads} random reads");
-    let rows = vec![
-        bench_irmin(&base, n, reads, Durability::Process, "irmin-store"),
-        bench_irmin(&base, n, reads, Durability::Fsync, "irmin-store+fsync"),
-        bench_git2(&base, n, reads),
-        bench_gix(&base, n, reads),
+    // Two rounds in opposite orders, best figure per implementation: the machine is
+    // shared, and load spikes should not decide a ratio.
+    type Bench = Box<dyn Fn() -> Row>;
+    let b = base.clone();
+    let mut benches: Vec<Bench> = vec![
+        Box::new({ let b = b.clone(); move || bench_irmin(&b, n, reads, Durability::Process, 0, "irmin-store") }),
+        Box::new({ let b = b.clone(); move || bench_irmin(&b, n, reads, Durability::Fsync, 0, "irmin-store+fsync") }),
+        Box::new({ let b = b.clone(); move || bench_irmin(&b, n, reads, Durability::Process, 64, "irmin-store group64") }),
+        Box::new({ let b = b.clone(); move || bench_irmin(&b, n, reads, Durability::Fsync, 64, "irmin group64+fsync") }),
+        Box::new({ let b = b.clone(); move || bench_git2(&b, n, reads) }),
+        Box::new({ let b = b.clone(); move || bench_gix(&b, n, reads) }),
     ];
+    let mut rows: Vec<Row> = benches.iter().map(|f| f()).collect();
+    benches.reverse();
+    let second: Vec<Row> = benches.iter().map(|f| f()).collect();
+    for r2 in second {
+        let r = rows.iter_mut().find(|r| r.name == r2.name).unwrap();
+        r.commits_per_s = r.commits_per_s.max(r2.commits_per_s);
+        r.reads_per_s = r.reads_per_s.max(r2.reads_per_s);
+    }
     let per_k = |b: u64| b as f64 * 1000.0 / n as f64 / 1024.0;
     println!("{:<20} {:>12} {:>12} {:>22} {:>22}", "", "commits/s", "reads/s", "KiB/1000c loose (du)", "KiB/1000c packed (du)");
     for r in &rows {
@@ -187,9 +221,15 @@ fn main() {
             r.name, r.commits_per_s, r.reads_per_s, per_k(r.loose.0), per_k(r.loose.1), per_k(r.packed.0), per_k(r.packed.1)
         );
     }
-    let (ir, ir_sync, g2, gx) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    let (ir, ir_sync, grp, grp_sync, g2, gx) = (&rows[0], &rows[1], &rows[2], &rows[3], &rows[4], &rows[5]);
     println!("ratios (irmin-store / peer; no fsync on either side unless noted):");
     println!("  commits/s  vs gix: {:.1}x   vs libgit2: {:.1}x   (irmin-store+fsync vs gix: {:.1}x)", ir.commits_per_s / gx.commits_per_s, ir.commits_per_s / g2.commits_per_s, ir_sync.commits_per_s / gx.commits_per_s);
+    println!(
+        "  group commit (64 commits per flush; every commit still its own git commit): vs gix {:.1}x, vs libgit2 {:.1}x; with fsync vs gix {:.1}x",
+        grp.commits_per_s / gx.commits_per_s,
+        grp.commits_per_s / g2.commits_per_s,
+        grp_sync.commits_per_s / gx.commits_per_s
+    );
     println!("  reads/s    vs libgit2: {:.1}x   vs gix: {:.1}x", ir.reads_per_s / g2.reads_per_s, ir.reads_per_s / gx.reads_per_s);
     println!("  packed bytes vs git gc (libgit2 repo): {:.2}x", ir.packed.0 as f64 / g2.packed.0 as f64);
     let _ = std::fs::remove_dir_all(&base);
