@@ -545,8 +545,10 @@ pub fn index_pack(
                 Pending::Ofs(base, d)
             }
             REF_DELTA => {
+                // Bounded by the body: the id must not reach into the trailer.
                 let id = ObjectId::from_bytes(
-                    data.get(pos..pos + 20)
+                    data[..body_end]
+                        .get(pos..pos + 20)
                         .ok_or(Error::corrupt(CorruptKind::Truncated))?,
                 )?;
                 pos += 20;
@@ -638,6 +640,7 @@ mod tests {
         assert_eq!(apply_delta(&base, &d).unwrap(), target);
         assert!(apply_delta(&base[1..], &d).is_err());
         // Copy past the end of the base must fail, not panic.
+        // (A REF_DELTA id running into the trailer was found by the `pack` fuzz target.)
         assert!(apply_delta(b"abc", &[3, 10, 0x91, 0, 10]).is_err());
     }
 
@@ -681,5 +684,13 @@ mod tests {
         let mut corrupt = packed.data.clone();
         corrupt[40] ^= 1;
         assert!(index_pack(&corrupt, &|_| Ok(None)).is_err());
+        // Fuzz regression: a REF_DELTA entry whose base id would run into the trailer.
+        let mut thin = b"PACK\0\0\0\x02\0\0\0\x01".to_vec();
+        thin.push((REF_DELTA << 4) | 1);
+        thin.extend_from_slice(&[0xff; 10]);
+        let mut h = Sha1Hasher::new();
+        h.update(&thin);
+        thin.extend_from_slice(h.finish().as_bytes());
+        assert!(index_pack(&thin, &|_| Ok(None)).is_err());
     }
 }
