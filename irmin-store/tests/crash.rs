@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -29,9 +30,15 @@ fn writer_child() {
     let mut backend = GitDir::open(&dir, durability).unwrap();
     // Single writer: whatever a killed predecessor left (locks, temp files) is stale.
     backend.recover().unwrap();
-    if let Ok(n) = std::env::var("IRMIN_CRASH_GROUP") {
-        backend.set_group_commit(n.parse().unwrap()).unwrap();
-    }
+    // Group commit: flush explicitly every `group` commits (no automatic flush), so the
+    // writer knows exactly which commits are acknowledged.
+    let group: u64 = match std::env::var("IRMIN_CRASH_GROUP") {
+        Ok(n) => {
+            backend.set_group_commit(usize::MAX).unwrap();
+            n.parse().unwrap()
+        }
+        Err(_) => 0,
+    };
     let mut repo = Repo::new(backend);
     loop {
         let head = repo.branch_head("main").unwrap();
@@ -54,6 +61,16 @@ fn writer_child() {
             &info(1_700_000_000 + n as i64, &format!("commit {n}")),
         )
         .unwrap();
+        if group > 0 && n % group == 0 {
+            repo.backend_mut().flush().unwrap();
+        }
+        if group == 0 || n % group == 0 {
+            // Acknowledged: durable against the process dying from here on.
+            let mut out = std::io::stdout().lock();
+            // Leading newline: the harness prints "test writer_child ... " without one.
+            writeln!(out, "\nACK {n}").unwrap();
+            out.flush().unwrap();
+        }
         if n % 64 == 0 {
             repo.backend_mut().repack().unwrap();
         }
@@ -89,6 +106,7 @@ fn sigkill_writer_200_times() {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut last = 0;
     let mut progressed = 0;
+    let mut acked_rounds = 0;
     for round in 0..200 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -96,17 +114,17 @@ fn sigkill_writer_200_times() {
         let mut cmd = Command::new(&exe);
         cmd.args(["--exact", "writer_child", "--nocapture", "--test-threads=1"])
             .env(ENV, &dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if round % 10 == 0 {
             cmd.env("IRMIN_CRASH_FSYNC", "1");
         }
         // Every third round uses group commit (objects as packs, refs held locked).
         if round % 3 == 1 {
-            cmd.env("IRMIN_CRASH_GROUP", (2 + seed % 40).to_string());
+            cmd.env("IRMIN_CRASH_GROUP", (2 + seed % 12).to_string());
         }
         let mut child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_micros(2_000 + seed % 25_000));
+        std::thread::sleep(Duration::from_micros(5_000 + seed % 40_000));
         // Child::kill sends SIGKILL on Unix.
         child.kill().unwrap();
         let status = child.wait().unwrap();
@@ -114,15 +132,40 @@ fn sigkill_writer_200_times() {
             status.code().is_none(),
             "writer must die by the signal, not exit: {status:?}"
         );
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let acked = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("ACK ")?.parse::<u64>().ok())
+            .max();
         fsck_strict(&dir);
         let now = check_committed_state(&dir);
         assert!(now >= last, "history never goes back ({last} -> {now})");
+        if let Some(acked) = acked {
+            assert!(
+                now >= acked,
+                "acknowledged commit {acked} lost (found {now})"
+            );
+            acked_rounds += 1;
+        }
         if now > last {
             progressed += 1;
         }
         last = now;
     }
-    eprintln!("crash test: {last} commits survived 200 kills, {progressed} rounds made progress");
+    eprintln!(
+        "crash test: {last} commits survived 200 kills, {progressed} rounds made progress, \
+         {acked_rounds} rounds checked acknowledged commits"
+    );
+    assert!(
+        acked_rounds > 50,
+        "only {acked_rounds} rounds acknowledged a commit"
+    );
     // The writer did real work between kills (not all kills hit startup).
     assert!(progressed > 50, "only {progressed} rounds made progress");
     assert!(last > 200, "only {last} commits in 200 rounds");
