@@ -361,3 +361,37 @@ fn group_commit_batches_writes_and_holds_the_lock() {
     let r = Repo::new(GitDir::open(&dir, Durability::Process).unwrap());
     assert_eq!(&*r.get("main", "m/0").unwrap().unwrap(), b"1989");
 }
+
+#[test]
+fn hostile_pack_index_is_rejected() {
+    let s = Scratch::new("badidx");
+    let dir = s.path().join("r.git");
+    let mut r = Repo::new(GitDir::init_bare(&dir, Durability::Process).unwrap());
+    let c = r.set("main", "a", b"1", &info(1_700_000_000, "c")).unwrap();
+    r.backend_mut().repack().unwrap();
+    drop(r);
+    let idx = pack_idx(&dir);
+    let pack = std::fs::read(idx.with_extension("pack")).unwrap();
+    let checksum = ObjectId::from_bytes(&pack[pack.len() - 20..]).unwrap();
+    // A well-formed idx (valid checksum) whose offsets point outside the pack.
+    let count = u32::from_be_bytes(pack[8..12].try_into().unwrap()) as u8;
+    let mut entries: Vec<(ObjectId, u64, u32)> = (0..count)
+        .map(|i| (ObjectId([i; 20]), 1_000_000 + i as u64, 0))
+        .collect();
+    std::fs::write(
+        &idx,
+        irmin_store::pack::write_index(&mut entries, &checksum),
+    )
+    .unwrap();
+    assert!(matches!(
+        GitDir::open(&dir, Durability::Process),
+        Err(Error::Corrupt { .. })
+    ));
+    // A truncated idx.
+    std::fs::write(&idx, &b"\xfftOc\0\0\0\x02"[..]).unwrap();
+    assert!(matches!(
+        GitDir::open(&dir, Durability::Process),
+        Err(Error::Corrupt { .. })
+    ));
+    let _ = c;
+}

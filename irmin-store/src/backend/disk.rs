@@ -79,6 +79,15 @@ impl Pack {
         }
         let mut sorted_offsets: Vec<u64> = index.entries().map(|(_, o, _)| o).collect();
         sorted_offsets.sort_unstable();
+        // Every entry must lie inside the pack body, and no two may share an offset.
+        let inside = sorted_offsets.first().is_none_or(|&o| o >= 12)
+            && sorted_offsets.last().is_none_or(|&o| o < len - 20)
+            && sorted_offsets.windows(2).all(|w| w[0] < w[1]);
+        if !inside {
+            return Err(Error::corrupt(CorruptKind::BadPack(
+                "idx offsets outside the pack",
+            )));
+        }
         Ok(Pack {
             file,
             index,
