@@ -4,7 +4,7 @@
 //!    (`d<i%10>/k<(i/10)%100>`), each commit on top of the branch head read back from
 //!    the repository (one writer, no batching: the store's group commit is not used).
 //! 2. reads/s: random keys read through the branch (ref lookup, commit, trees, blob).
-//! 3. bytes per 1000 commits of the objects directory, before and after packing (our
+//! 3. bytes per 1000 commits of the objects directory as written and after packing (our
 //!    repack for irmin-store, `git gc` for the others).
 
 use std::path::{Path, PathBuf};
@@ -214,7 +214,7 @@ fn main() {
         r.reads_per_s = r.reads_per_s.max(r2.reads_per_s);
     }
     let per_k = |b: u64| b as f64 * 1000.0 / n as f64 / 1024.0;
-    println!("{:<20} {:>12} {:>12} {:>22} {:>22}", "", "commits/s", "reads/s", "KiB/1000c loose (du)", "KiB/1000c packed (du)");
+    println!("{:<20} {:>12} {:>12} {:>22} {:>22}", "", "commits/s", "reads/s", "KiB/1000c written (du)", "KiB/1000c packed (du)");
     for r in &rows {
         println!(
             "{:<20} {:>12.0} {:>12.0} {:>10.0} ({:>9.0}) {:>10.0} ({:>9.0})",

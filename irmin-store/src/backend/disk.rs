@@ -157,8 +157,8 @@ struct RefLock {
 
 /// Batches below this many objects are written as loose objects, larger ones as a pack.
 const PACK_THRESHOLD: usize = 16;
-/// Consolidate small packs once there are this many.
-const MAX_SMALL_PACKS: usize = 16;
+/// Consolidate a size tier of small packs once it holds this many.
+const MAX_SMALL_PACKS: usize = 8;
 /// Packs smaller than this count as small.
 const SMALL_PACK: u64 = 8 << 20;
 
@@ -641,9 +641,25 @@ impl GitDir {
     }
 
     fn write_group(&mut self, group: &PendingGroup) -> Result<()> {
-        if group.objects.len() >= PACK_THRESHOLD {
-            let inputs = group
-                .objects
+        self.write_objects(&group.objects, PACK_THRESHOLD)?;
+        for (name, (lock, new)) in &group.refs {
+            self.commit_ref(lock, name, *new)?;
+        }
+        Ok(())
+    }
+
+    /// Write `objects` as one pack (at least `pack_min` of them) or as loose files, then
+    /// one durability barrier.
+    fn write_objects(
+        &mut self,
+        objects: &[(ObjectId, ObjectKind, Vec<u8>)],
+        pack_min: usize,
+    ) -> Result<()> {
+        if objects.is_empty() {
+            return Ok(());
+        }
+        if objects.len() >= pack_min {
+            let inputs = objects
                 .iter()
                 .map(|(id, kind, data)| pack::PackInput {
                     id: *id,
@@ -656,20 +672,19 @@ impl GitDir {
             let mut entries = written.entries.clone();
             self.install_pack(&written.data, &mut entries, &written.checksum)?;
         } else {
-            for (id, kind, data) in &group.objects {
+            for (id, kind, data) in objects {
                 self.write_loose(id, *kind, data)?;
             }
         }
-        if self.durability == Durability::Fsync && !group.objects.is_empty() {
+        if self.durability == Durability::Fsync {
             syncfs(&self.objects)?;
-        }
-        for (name, (lock, new)) in &group.refs {
-            self.commit_ref(lock, name, *new)?;
         }
         Ok(())
     }
 
-    /// Merge small packs (group commits make many) into one, so lookups stay fast.
+    /// Merge small packs (commits write one each) so lookups stay fast, size-tiered:
+    /// when a tier (sizes within a factor of 4) holds `MAX_SMALL_PACKS` packs, it is
+    /// merged with every smaller one. Each object is copied O(log n) times overall.
     fn consolidate_packs(&mut self) -> Result<()> {
         let small: Vec<Arc<Pack>> = self
             .packs
@@ -678,9 +693,23 @@ impl GitDir {
             .filter(|p| p.data_end < SMALL_PACK)
             .cloned()
             .collect();
-        if small.len() < MAX_SMALL_PACKS {
-            return Ok(());
+        let tier = |p: &Pack| {
+            let mut t = 0;
+            let mut size = p.data_end / 4096;
+            while size >= 4 {
+                size /= 4;
+                t += 1;
+            }
+            t
+        };
+        let mut per_tier = [0usize; 16];
+        for p in &small {
+            per_tier[tier(p).min(15)] += 1;
         }
+        let Some(full) = per_tier.iter().position(|&n| n >= MAX_SMALL_PACKS) else {
+            return Ok(());
+        };
+        let small: Vec<Arc<Pack>> = small.into_iter().filter(|p| tier(p) <= full).collect();
         // Whole (non-delta) entries are copied byte for byte, CRC included: no inflate,
         // no deflate. Delta entries (from packs git wrote) are resolved and stored whole.
         let mut data = Vec::new();
@@ -814,10 +843,10 @@ impl GitDir {
         fs::create_dir_all(&dir)?;
         let idx = pack::write_index(entries, checksum);
         let base = dir.join(format!("pack-{checksum}"));
-        let tmp_pack = dir.join(format!("tmp_pack_{}", std::process::id()));
-        let tmp_idx = dir.join(format!("tmp_idx_{}", std::process::id()));
-        let _ = fs::remove_file(&tmp_pack);
-        let _ = fs::remove_file(&tmp_idx);
+        self.tmp_counter += 1;
+        let n = self.tmp_counter;
+        let tmp_pack = dir.join(format!("tmp_pack_{}_{n}", std::process::id()));
+        let tmp_idx = dir.join(format!("tmp_idx_{}_{n}", std::process::id()));
         let fp = write_new(&tmp_pack, data)?;
         let fi = write_new(&tmp_idx, &idx)?;
         if self.durability == Durability::Fsync {
@@ -980,16 +1009,22 @@ impl Backend for GitDir {
         if self.group.index.contains_key(id) || self.find_in_packs(id).is_some() {
             return Ok(());
         }
-        if self.group_limit > 0 {
-            self.group.index.insert(*id, self.group.objects.len());
-            self.group.objects.push((*id, kind, data.to_vec()));
-            return Ok(());
-        }
-        self.write_loose(id, kind, data)
+        // Buffered until the next barrier: a commit's objects reach the disk together,
+        // as one pack (two files) instead of one file each.
+        self.group.index.insert(*id, self.group.objects.len());
+        self.group.objects.push((*id, kind, data.to_vec()));
+        Ok(())
     }
 
     fn sync_objects(&mut self) -> Result<()> {
         // In group mode the flush orders objects before refs.
+        if self.group_limit == 0 && !self.group.objects.is_empty() {
+            let objects = std::mem::take(&mut self.group.objects);
+            self.group.index.clear();
+            self.write_objects(&objects, 2)?;
+            self.dirty = false;
+            return self.consolidate_packs();
+        }
         if self.dirty && self.durability == Durability::Fsync {
             syncfs(&self.objects)?;
         }
