@@ -2,10 +2,12 @@
 //! packed refs, symbolic HEAD. What it writes, `git` reads; what `git` writes, it reads.
 //!
 //! ## Durability protocol
-//! Objects are written as loose files via a temporary name and `rename` (never visible
-//! half-written). No object is fsynced on its own. Before a ref moves, the store calls
-//! [`Backend::sync_objects`]: with [`Durability::Fsync`] that is one `syncfs(2)` for all
-//! objects written since the last barrier. The ref itself is updated with git's lock
+//! Objects are buffered in memory (reads see them) until the store calls
+//! [`Backend::sync_objects`] before moving a ref. Then they are written together: as one
+//! pack + idx (pack renamed into place before its index) or, for a single object, as a
+//! loose file; always via a temporary name and `rename`, so nothing is ever visible
+//! half-written. No file is fsynced on its own: with [`Durability::Fsync`] the barrier is
+//! one `syncfs(2)` for everything written since the last one. The ref itself is updated with git's lock
 //! protocol: create `<ref>.lock` exclusively (the CAS lock, which also excludes concurrent
 //! `git` processes), check the current value, write the new one, fsync, `rename` over the
 //! ref, fsync the directory. A crash at any point leaves the ref at its old or new value,
@@ -14,6 +16,10 @@
 //! [`Durability::Process`] keeps the same ordering without fsyncs: it survives the writer
 //! process dying (SIGKILL), not the machine losing power. That is what `git` itself does
 //! by default (`core.fsync` unset).
+//!
+//! With [`GitDir::set_group_commit`] the barrier and the ref updates happen once per group
+//! of commits instead of once per commit. `GitDir` is single-threaded (`!Sync`); several
+//! processes may share a repository, serialized by the ref locks.
 
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
