@@ -4,6 +4,7 @@
 //!
 //! The writer is this test binary re-executed with `IRMIN_CRASH_WRITER` set (it runs the
 //! `writer_child` test), so no extra binary is needed.
+#![cfg(feature = "std")]
 
 mod common;
 

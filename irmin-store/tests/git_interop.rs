@@ -1,6 +1,7 @@
 //! The on-disk backend against the real `git` CLI: what we write git accepts
 //! (`fsck --strict`, `log`, `show`), and we read what git writes (loose, packs with
 //! OFS and REF deltas).
+#![cfg(feature = "std")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Sync: store-to-store (any backend), and with real git remotes: a bare repository over
 //! file:// (git upload-pack / receive-pack over pipes) and a `git daemon` on 127.0.0.1.
+#![cfg(feature = "std")]
 
 mod common;
 
