@@ -180,8 +180,13 @@ extern "C" fn xen_pv_rust_start(start_info: *const StartInfo, xen_stack_top: u64
     mm::init_p2m(si);
 
     match mm::mfn_to_pfn(si.console_mfn) {
-        Some(pfn) => console::init(mm::pfn_to_virt(pfn) as *mut _, si.console_evtchn),
-        None => early_fail("xen-pv: console ring frame is not ours\n"),
+        Some(pfn) if pfn != 0 => {
+            let page = core::ptr::NonNull::new(mm::pfn_to_virt(pfn)).expect("pfn is not 0");
+            if !console::init(page, si.console_evtchn) {
+                early_fail("xen-pv: console ring indices are corrupt\n");
+            }
+        }
+        _ => early_fail("xen-pv: console ring frame is not ours\n"),
     }
 
     if let Err(e) = super::traps::init() {
