@@ -1,0 +1,150 @@
+#!/bin/bash
+# Runs inside the lab's dom0 as /job/run-suite.sh (written by `cargo xtask`, started by
+# lab-init). Creates the guests listed in /job/suite.list one after the other and records,
+# for each, in /job/out/<name>/:
+#   console.log      the guest's console (xenconsoled's log)
+#   console.timed    the same lines, each prefixed with ms since `xl create` started
+#   result           key=value: reason, domid, create_ms, first_console_ms, script_status
+#   xl-create.log, xl-list.txt, xl-dmesg.log, dom0-script.log
+# and streams progress to the host as "@@LAB ..." console lines.
+#
+# /job/g/<name>/ holds the guest's kernel, guest.cfg, optional ramdisk, extra files,
+# optional dom0.sh and params (TIMEOUT=secs, SCRIPT_MODE=before|background, SCRIPT_GRACE=secs).
+set -u
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+lab() { echo "@@LAB $*"; }
+
+xl dmesg -c > /job/out/xen-boot-dmesg.log 2>&1
+
+# Prints the host-facing copy of a file as it grows: "@@LAB <tag> <name> <line>".
+# With TIMED=path, also appends "<ms since $2> <line>" there.
+follow() { # tag name file start_ms [timed_file]
+    local tag=$1 name=$2 file=$3 start=$4 timed=${5:-} line t
+    tail -n +1 -F "$file" 2>/dev/null | while IFS= read -r line; do
+        line=${line%$'\r'}
+        if [ -n "$timed" ]; then t=${EPOCHREALTIME/./}; echo "$((t / 1000 - start)) $line" >> "$timed"; fi
+        echo "@@LAB $tag $name $line"
+    done
+}
+
+# Stops a process group started with setsid: TERM, then KILL after a grace period.
+stop_group() { # pid grace_secs
+    local pid=$1 grace=$2 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM -- "-$pid" 2>/dev/null
+    for i in $(seq $((grace * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null
+}
+
+# Shutdown state of a domain from `xl list -v`: prints poweroff|reboot|suspend|crash|
+# watchdog|soft-reset when it has shut down, "gone" when it no longer exists, else nothing.
+shutdown_state() { # name
+    local row state code
+    row=$(xl list -v "$1" 2>/dev/null | awk -v n="$1" '$1 == n')
+    [ -n "$row" ] || { echo gone; return; }
+    state=$(echo "$row" | awk '{print $5}')
+    code=$(echo "$row" | awk '{print $8}')
+    case "$state" in
+        *s*|*c*) ;;
+        *) return ;;
+    esac
+    case "$code" in
+        0) echo poweroff ;; 1) echo reboot ;; 2) echo suspend ;; 3) echo crash ;;
+        4) echo watchdog ;; 5) echo soft-reset ;; *) echo crash ;;
+    esac
+}
+
+run_guest() { # name
+    local name=$1 dir=/job/g/$1 out=/job/out/$1
+    local TIMEOUT=60 SCRIPT_MODE=none SCRIPT_GRACE=10
+    local reason="" domid="" create_ms="" script_status="none" t0 t_created deadline
+    local console_pid="" script_pid="" script_follow_pid=""
+    mkdir -p "$out"
+    . "$dir/params"
+    local overrides=(
+        "name=\"$name\"" "kernel=\"$dir/kernel\""
+        "on_poweroff=\"preserve\"" "on_reboot=\"preserve\"" "on_crash=\"preserve\""
+        "on_watchdog=\"preserve\"" "on_soft_reset=\"preserve\""
+    )
+    [ -f "$dir/ramdisk" ] && overrides+=("ramdisk=\"$dir/ramdisk\"")
+    local console=/var/log/xen/console/guest-$name.log
+    lab "guest-start $name timeout=$TIMEOUT"
+    : > "$out/dom0-script.log"
+
+    t0=$(now_ms)
+    if [ "$SCRIPT_MODE" = before ]; then
+        (cd "$dir" && GUEST_NAME=$name timeout -k 5 "$TIMEOUT" ./dom0.sh) > "$out/dom0-script.log" 2>&1
+        script_status=$?
+        sed "s/^/@@LAB script $name /" "$out/dom0-script.log"
+        [ "$script_status" = 0 ] || reason=script-failed
+    fi
+
+    if [ -z "$reason" ]; then
+        t0=$(now_ms)
+        if (cd "$dir" && xl create -p guest.cfg "${overrides[@]}") > "$out/xl-create.log" 2>&1; then
+            t_created=$(now_ms)
+            create_ms=$((t_created - t0))
+            domid=$(xl domid "$name" 2>/dev/null)
+            setsid bash -c "$(declare -f follow); follow con '$name' '$console' $t0 '$out/console.timed'" &
+            console_pid=$!
+            if [ "$SCRIPT_MODE" = background ]; then
+                (cd "$dir" && GUEST_NAME=$name DOMID=$domid exec setsid ./dom0.sh) > "$out/dom0-script.log" 2>&1 &
+                script_pid=$!
+                setsid bash -c "$(declare -f follow); follow script '$name' '$out/dom0-script.log' 0" &
+                script_follow_pid=$!
+            fi
+            xl unpause "$name"
+            lab "guest-running $name domid=$domid create_ms=$create_ms"
+            deadline=$(( $(now_ms) + TIMEOUT * 1000 ))
+            while [ "$(now_ms)" -lt "$deadline" ]; do
+                reason=$(shutdown_state "$name")
+                [ -n "$reason" ] && break
+                sleep 0.2
+            done
+            [ -n "$reason" ] || reason=timeout
+            [ "$reason" = gone ] && reason=poweroff
+            sleep 0.5 # let xenconsoled drain the ring into the log
+            xl list -v > "$out/xl-list.txt" 2>&1
+            xl destroy "$name" > /dev/null 2>&1
+        else
+            reason=create-failed
+            sed "s/^/@@LAB script $name xl create: /" "$out/xl-create.log"
+        fi
+    fi
+
+    if [ -n "$script_pid" ]; then
+        local waited=0
+        while kill -0 "$script_pid" 2>/dev/null && [ $waited -lt $((SCRIPT_GRACE * 10)) ]; do
+            sleep 0.1; waited=$((waited + 1))
+        done
+        if kill -0 "$script_pid" 2>/dev/null; then
+            stop_group "$script_pid" 2
+            wait "$script_pid" 2>/dev/null
+            script_status=killed
+        else
+            wait "$script_pid"; script_status=$?
+        fi
+    fi
+    sleep 0.3
+    [ -n "$console_pid" ] && stop_group "$console_pid" 1
+    [ -n "$script_follow_pid" ] && stop_group "$script_follow_pid" 1
+    cp "$console" "$out/console.log" 2>/dev/null || : > "$out/console.log"
+    cp "/var/log/xen/xl-$name.log" "$out/xl.log" 2>/dev/null
+    xl dmesg -c > "$out/xl-dmesg.log" 2>&1
+    local first_ms
+    first_ms=$(head -n 1 "$out/console.timed" 2>/dev/null | cut -d' ' -f1)
+    {
+        echo "reason=$reason"
+        echo "domid=$domid"
+        echo "create_ms=$create_ms"
+        echo "first_console_ms=$first_ms"
+        echo "script_status=$script_status"
+    } > "$out/result"
+    lab "guest-end $name reason=$reason create_ms=$create_ms first_console_ms=$first_ms script_status=$script_status"
+}
+
+# fd 3: nothing a guest step runs may eat the list from stdin.
+while IFS= read -r guest <&3; do
+    [ -n "$guest" ] && run_guest "$guest" < /dev/null
+done 3< /job/suite.list
+sync

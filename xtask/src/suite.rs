@@ -1,0 +1,129 @@
+//! The end-to-end suite: every guest the lab runs under `cargo xtask test`, with what its
+//! console must show and how it must end. To add a guest: add a `GuestSpec` here and a
+//! one-line test in `tests/e2e.rs` that calls `assert_guest("<name>")`.
+
+use crate::guests;
+use crate::lab::{self, GuestSpec, LabImage, LabRun, RunOptions, ScriptMode};
+use crate::progress::{say, seconds};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What the suite is built from.
+pub struct SuiteContext {
+    pub root: PathBuf,
+    /// Built guest kernels by guest name.
+    pub kernels: BTreeMap<String, PathBuf>,
+    pub image: LabImage,
+}
+
+impl SuiteContext {
+    /// A guest of `guests/` with its `xl-configs/<name>.cfg`.
+    pub fn guest(&self, name: &str) -> Result<GuestSpec> {
+        let kernel = self
+            .kernels
+            .get(name)
+            .with_context(|| format!("guest `{name}` was not built (no guests/{name})"))?;
+        let cfg = guests::guest_cfg(&self.root, name);
+        if !cfg.is_file() {
+            bail!("guest `{name}` has no xl config {}", cfg.display());
+        }
+        Ok(GuestSpec::new(name, kernel, cfg))
+    }
+
+    /// The Linux baseline: Debian's kernel (the dom0's) booted as a PV domU with a busybox
+    /// initramfs that prints one line and powers off.
+    pub fn linux_baseline(&self) -> GuestSpec {
+        GuestSpec::new(
+            "linux",
+            &self.image.linux_domu_kernel,
+            &self.image.linux_domu_cfg,
+        )
+        .ramdisk(&self.image.linux_domu_initramfs)
+        .timeout(Duration::from_secs(120))
+    }
+}
+
+/// The suite, in run order.
+pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
+    Ok(vec![
+        ctx.guest("hello")?
+            .expect(r"(?i)hello")
+            .timeout(Duration::from_secs(60)),
+        // The background dom0 script checks the runner's contract (DOMID, GUEST_NAME, the
+        // domain visible in xenstore while the guest runs).
+        ctx.linux_baseline()
+            .expect(r"linux-domU: up, kernel")
+            .dom0_script(
+                ScriptMode::Background,
+                "set -eu\nname=$(xenstore-read /local/domain/$DOMID/name)\n\
+             echo \"dom0 sees domain $DOMID named $name\"\ntest \"$name\" = \"$GUEST_NAME\"\n",
+            ),
+    ])
+}
+
+/// Builds the guests and the lab image, then runs the whole suite in one lab boot. Returns
+/// the specs (for the expectations) and the run.
+pub fn run_e2e(options: &RunOptions) -> Result<(Vec<GuestSpec>, LabRun)> {
+    let root = guests::repo_root();
+    let kernels = guests::build(&root, None)?;
+    let image = lab::ensure_image(false)?;
+    let ctx = SuiteContext {
+        root,
+        kernels,
+        image,
+    };
+    let suite = e2e_suite(&ctx)?;
+    let run = lab::run_guests(&ctx.image, &suite, options)?;
+    print_summary(&run);
+    Ok((suite, run))
+}
+
+/// A table of the run, and the Linux / hello start-up ratio when both ran.
+pub fn print_summary(run: &LabRun) {
+    let opt = |d: Option<Duration>| d.map(seconds).unwrap_or_else(|| "-".into());
+    say(format!(
+        "lab: dom0 ready {} after QEMU start; whole boot {}; logs {}",
+        opt(run.dom0_ready),
+        seconds(run.total),
+        run.run_dir.display()
+    ));
+    eprintln!(
+        "  {:<16} {:<14} {:>10} {:>20}",
+        "guest", "result", "xl create", "first console line"
+    );
+    for g in &run.guests {
+        eprintln!(
+            "  {:<16} {:<14} {:>10} {:>20}",
+            g.name,
+            g.shutdown.as_str(),
+            opt(g.create),
+            opt(g.first_console_line)
+        );
+    }
+    let first = |name: &str| run.guest(name).and_then(|g| g.first_console_line);
+    if let (Some(linux), Some(hello)) = (first("linux"), first("hello")) {
+        say(format!(
+            "xl create -> first console line: hello {}, Linux {}: Linux takes {:.1}x as long",
+            seconds(hello),
+            seconds(linux),
+            linux.as_secs_f64() / hello.as_secs_f64().max(0.001)
+        ));
+    }
+}
+
+/// Checks an explicit kernel/cfg pair like the suite does (used by `cargo xtask lab run`).
+pub fn adhoc(kernel: &Path, cfg: &Path, name: Option<&str>) -> Result<GuestSpec> {
+    let name = match name {
+        Some(n) => n.to_owned(),
+        None => {
+            let text = std::fs::read_to_string(cfg)
+                .with_context(|| format!("cannot read {}", cfg.display()))?;
+            let parsed = crate::xlcfg::XlConfig::parse(&text)
+                .with_context(|| format!("bad xl config {}", cfg.display()))?;
+            parsed.string("name").unwrap_or("guest").to_owned()
+        }
+    };
+    Ok(GuestSpec::new(name, kernel, cfg))
+}

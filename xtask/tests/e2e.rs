@@ -1,0 +1,65 @@
+//! End-to-end tests under a real Xen 4.17 (the lab: Xen + Debian dom0 in QEMU).
+//!
+//! The whole suite (`xtask::suite::e2e_suite`) runs in ONE lab boot, started by the first
+//! test that needs results; every test then checks its own guest. Ignored by default because
+//! a boot takes about a minute: `cargo xtask test` runs them (or
+//! `cargo test -p xtask --test e2e -- --ignored`).
+
+use std::sync::OnceLock;
+use xtask::lab::{GuestSpec, LabRun, RunOptions};
+
+fn lab() -> &'static Result<(Vec<GuestSpec>, LabRun), String> {
+    static RUN: OnceLock<Result<(Vec<GuestSpec>, LabRun), String>> = OnceLock::new();
+    RUN.get_or_init(|| xtask::suite::run_e2e(&RunOptions::default()).map_err(|e| format!("{e:#}")))
+}
+
+/// Asserts that guest `name` behaved as its suite entry expects.
+fn assert_guest(name: &str) {
+    let (suite, run) = match lab() {
+        Ok(r) => r,
+        Err(e) => panic!("the lab run failed: {e}"),
+    };
+    let spec = suite
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("`{name}` is not in the suite"));
+    let outcome = run.guest(name).expect("every suite guest has an outcome");
+    if let Err(report) = outcome.check(spec) {
+        panic!("{report}");
+    }
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn hello() {
+    assert_guest("hello");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn linux_baseline_with_background_dom0_script() {
+    assert_guest("linux");
+}
+
+/// Not a test of speed (nothing fails on timing): records the start-up comparison the
+/// summary prints, and checks both guests actually produced console output to compare.
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn startup_time_is_measured_for_hello_and_linux() {
+    let (_, run) = lab()
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the lab run failed: {e}"));
+    for name in ["hello", "linux"] {
+        let g = run.guest(name).expect("in the suite");
+        assert!(
+            g.first_console_line.is_some(),
+            "{}",
+            g.report("no console line recorded")
+        );
+        assert!(
+            g.create.is_some(),
+            "{}",
+            g.report("no xl create time recorded")
+        );
+    }
+}
