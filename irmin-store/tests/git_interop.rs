@@ -354,8 +354,19 @@ fn group_commit_batches_writes_and_holds_the_lock() {
         other.set("main", "x", b"y", &info(1_700_000_100, "other")),
         Err(Error::RefLocked(_))
     ));
+    assert_eq!(r.backend().pending_updates(), 30);
+    assert!(
+        !r.backend_mut()
+            .flush_if_due(std::time::Duration::from_secs(3600))
+            .unwrap()
+    );
     let packs_before = std::fs::read_dir(dir.join("objects/pack")).unwrap().count();
-    r.backend_mut().flush().unwrap();
+    assert!(
+        r.backend_mut()
+            .flush_if_due(std::time::Duration::ZERO)
+            .unwrap()
+    );
+    assert_eq!(r.backend().pending_updates(), 0);
     assert_eq!(git_ok(&dir, &["rev-list", "--count", "main"]).trim(), "31");
     assert_eq!(git_ok(&dir, &["show", "main:k/1"]), "29");
     fsck_strict(&dir);

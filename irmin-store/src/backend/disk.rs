@@ -152,6 +152,8 @@ struct PendingGroup {
     index: hashbrown::HashMap<ObjectId, usize>,
     refs: std::collections::BTreeMap<String, (RefLock, Option<ObjectId>)>,
     updates: usize,
+    /// When the oldest pending ref update was made.
+    since: Option<std::time::Instant>,
 }
 
 /// A held `<ref>.lock`.
@@ -624,10 +626,26 @@ impl GitDir {
             *pending = new;
         }
         self.group.updates += 1;
+        self.group.since.get_or_insert_with(std::time::Instant::now);
         if self.group.updates >= self.group_limit {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Ref updates waiting in the current group.
+    pub fn pending_updates(&self) -> usize {
+        self.group.updates
+    }
+
+    /// Flush the group if its oldest update has waited `max_delay` or longer: call this
+    /// from an event loop's timer to bound how long an acknowledged-in-memory commit can
+    /// stay unflushed. Returns whether a flush happened.
+    pub fn flush_if_due(&mut self, max_delay: std::time::Duration) -> Result<bool> {
+        match self.group.since {
+            Some(t) if t.elapsed() >= max_delay => self.flush().map(|()| true),
+            _ => Ok(false),
+        }
     }
 
     /// Write the pending group: objects (one pack, or loose files for a few), one
