@@ -67,6 +67,41 @@ const KIND_HEAD: u8 = 3;
 /// Buffered object bytes that force a write before the next barrier.
 const WRITE_BUFFER: usize = 256 * 1024;
 
+/// Bytes read per device request while replaying the log: mounting issues one large
+/// read per this many bytes instead of one or two per record.
+const READ_AHEAD: usize = 256 * 1024;
+
+/// A window of sectors read ahead during replay.
+struct ReadAhead {
+    start: u64,
+    data: Vec<u8>,
+}
+
+impl ReadAhead {
+    /// Sectors `at..at + n`, from the window or by reading a new one.
+    fn get<D: BlockDevice>(
+        &mut self,
+        device: &RefCell<D>,
+        sector: usize,
+        at: u64,
+        n: u64,
+        count: u64,
+    ) -> Result<&[u8]> {
+        let have = self.start..self.start + (self.data.len() / sector) as u64;
+        if !(have.contains(&at) && at + n <= have.end) {
+            let window = ((READ_AHEAD / sector) as u64).max(n).min(count - at);
+            self.data.resize(window as usize * sector, 0);
+            device
+                .borrow_mut()
+                .read(at, &mut self.data)
+                .map_err(dev_err)?;
+            self.start = at;
+        }
+        let off = (at - self.start) as usize * sector;
+        Ok(&self.data[off..off + n as usize * sector])
+    }
+}
+
 /// A valid record read back during recovery.
 struct Record {
     kind: u8,
@@ -182,55 +217,48 @@ impl<D: BlockDevice> BlockLog<D> {
     }
 
     /// Read and validate the record at `at`; `None` marks the end of the log.
-    fn read_record(&self, at: u64, expect_seq: u64, prev_crc: u32) -> Result<Option<Record>> {
+    fn read_record(
+        &self,
+        ahead: &mut ReadAhead,
+        at: u64,
+        expect_seq: u64,
+        prev_crc: u32,
+    ) -> Result<Option<Record>> {
         let count = self.device.borrow().sector_count();
         if at >= count {
             return Ok(None);
         }
-        let mut first = vec![0u8; self.sector];
-        self.device
-            .borrow_mut()
-            .read(at, &mut first)
-            .map_err(dev_err)?;
         let le32 = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let le64 = |b: &[u8], o: usize| {
             let mut a = [0u8; 8];
             a.copy_from_slice(&b[o..o + 8]);
             u64::from_le_bytes(a)
         };
-        if le32(&first, 0) != RECORD_MAGIC
-            || le64(&first, 8) != self.generation
-            || le64(&first, 16) != expect_seq
-            || le32(&first, 28) != prev_crc
+        let first = ahead.get(&self.device, self.sector, at, 1, count)?;
+        if le32(first, 0) != RECORD_MAGIC
+            || le64(first, 8) != self.generation
+            || le64(first, 16) != expect_seq
+            || le32(first, 28) != prev_crc
         {
             return Ok(None);
         }
         let kind = first[4];
-        let len = le32(&first, 24) as usize;
+        let len = le32(first, 24) as usize;
         let total = self.sectors_for(HEADER + len);
         if at + total > count {
             return Ok(None);
         }
-        let mut rec = first;
-        if total > 1 {
-            rec.resize(total as usize * self.sector, 0);
-            self.device
-                .borrow_mut()
-                .read(at + 1, &mut rec[self.sector..])
-                .map_err(dev_err)?;
-        }
+        let rec = ahead.get(&self.device, self.sector, at, total, count)?;
         let mut h = crc32fast::Hasher::new();
         h.update(&rec[..32]);
         h.update(&rec[HEADER..HEADER + len]);
         let crc = h.finalize();
-        if crc != le32(&rec, 32) {
+        if crc != le32(rec, 32) {
             return Ok(None);
         }
-        rec.truncate(HEADER + len);
-        rec.drain(..HEADER);
         Ok(Some(Record {
             kind,
-            payload: rec,
+            payload: rec[HEADER..HEADER + len].to_vec(),
             sectors: total,
             crc,
         }))
@@ -240,12 +268,16 @@ impl<D: BlockDevice> BlockLog<D> {
         let mut at = 1;
         let mut seq = 0;
         let mut prev = 0;
+        let mut ahead = ReadAhead {
+            start: 0,
+            data: Vec::new(),
+        };
         while let Some(Record {
             kind,
             payload,
             sectors,
             crc,
-        }) = self.read_record(at, seq, prev)?
+        }) = self.read_record(&mut ahead, at, seq, prev)?
         {
             prev = crc;
             match kind {
@@ -480,6 +512,8 @@ pub struct MemoryBlockDevice {
     /// Sectors that may still be written before the device "loses power".
     budget: Option<u64>,
     pub flushes: u64,
+    /// Read requests served (to check that mounting reads in large chunks).
+    pub reads: u64,
 }
 
 impl MemoryBlockDevice {
@@ -490,6 +524,7 @@ impl MemoryBlockDevice {
             unflushed: BTreeMap::new(),
             budget: None,
             flushes: 0,
+            reads: 0,
         }
     }
 
@@ -547,6 +582,7 @@ impl BlockDevice for MemoryBlockDevice {
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
         self.check(sector, buf.len())?;
+        self.reads += 1;
         let o = sector as usize * self.sector;
         buf.copy_from_slice(&self.data[o..o + buf.len()]);
         Ok(())
