@@ -429,3 +429,35 @@ fn hostile_pack_index_is_rejected() {
     ));
     let _ = c;
 }
+
+#[test]
+fn prune_drops_unreachable_objects_only() {
+    let s = Scratch::new("prune");
+    let dir = s.path().join("r.git");
+    let mut r = Repo::new(GitDir::init_bare(&dir, Durability::Process).unwrap());
+    r.set("main", "a", b"1", &info(1_700_000_000, "c1"))
+        .unwrap();
+    // Objects of a commit that lost its CAS race stay behind unreachable (in a pack)...
+    let mut tx = r.transaction("main").unwrap();
+    tx.set("lost", "never referenced").unwrap();
+    r.set("main", "b", b"2", &info(1_700_000_001, "c2"))
+        .unwrap();
+    assert!(tx.commit(&mut r, &info(1_700_000_002, "late")).is_err());
+    // ...and a lone unreachable loose object.
+    let orphan = r.write_blob(b"orphan").unwrap();
+    r.backend_mut().sync_objects().unwrap();
+    let before = r.backend().all_object_ids().unwrap().len();
+    // Plain repack keeps unreachable objects.
+    r.backend_mut().repack().unwrap();
+    assert!(r.backend().has_object(&orphan).unwrap());
+    let stats = r
+        .backend_mut()
+        .repack_and_prune(std::time::Duration::ZERO)
+        .unwrap();
+    let after = r.backend().all_object_ids().unwrap();
+    assert_eq!(after.len(), stats.objects, "only reachable objects remain");
+    assert!(after.len() < before);
+    assert!(!r.backend().has_object(&orphan).unwrap());
+    assert_eq!(&*r.get("main", "b").unwrap().unwrap(), b"2");
+    fsck_strict(&dir);
+}

@@ -833,8 +833,8 @@ impl GitDir {
         Ok(())
     }
 
-    /// Every object id present (loose and packed).
-    pub fn all_object_ids(&self) -> Result<Vec<ObjectId>> {
+    /// Ids of the loose objects.
+    fn loose_ids(&self) -> Result<Vec<ObjectId>> {
         let mut ids = Vec::new();
         for e in fs::read_dir(&self.objects)?.flatten() {
             let dname = e.file_name().to_string_lossy().to_string();
@@ -848,6 +848,12 @@ impl GitDir {
                 }
             }
         }
+        Ok(ids)
+    }
+
+    /// Every object id present (loose and packed).
+    pub fn all_object_ids(&self) -> Result<Vec<ObjectId>> {
+        let mut ids = self.loose_ids()?;
         for p in self.packs.borrow().iter() {
             ids.extend_from_slice(p.index.ids());
         }
@@ -891,7 +897,27 @@ impl GitDir {
     /// deltas), then delete the loose objects and old packs it made redundant (what
     /// `git repack -a -d` + `git prune-packed` do). Unreachable loose objects are kept.
     pub fn repack(&mut self) -> Result<RepackStats> {
+        self.repack_inner(None)
+    }
+
+    /// [`GitDir::repack`], and also drop unreachable objects (loose files and whole old
+    /// packs) last modified more than `grace` ago, like `git gc --prune=<grace>`. The
+    /// grace period protects objects another process has written but not yet referenced;
+    /// use a zero grace only when no other writer can be running.
+    pub fn repack_and_prune(&mut self, grace: std::time::Duration) -> Result<RepackStats> {
+        self.repack_inner(Some(grace))
+    }
+
+    fn repack_inner(&mut self, prune: Option<std::time::Duration>) -> Result<RepackStats> {
         self.flush()?;
+        let expired = |path: &FsPath| -> bool {
+            let Some(grace) = prune else { return false };
+            fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= grace)
+        };
         let mut roots: Vec<ObjectId> = self.list_refs("")?.into_iter().map(|(_, id)| id).collect();
         if let Some(h) = self.read_ref("HEAD")? {
             roots.push(h);
@@ -914,17 +940,20 @@ impl GitDir {
         if self.durability == Durability::Fsync {
             syncfs(&self.objects)?;
         }
-        // Old packs whose objects are all in the new pack go away.
+        // Old packs whose objects are all in the new pack go away (and, when pruning,
+        // old packs holding only expired unreachable objects besides).
         let old: Vec<Arc<Pack>> = self.packs.borrow().clone();
         for p in old {
-            if p.name != new_pack && p.index.ids().iter().all(|id| packed.contains(id)) {
+            let redundant = p.index.ids().iter().all(|id| packed.contains(id));
+            if p.name != new_pack && (redundant || expired(&p.name)) {
                 let _ = fs::remove_file(p.name.with_extension("idx"));
                 let _ = fs::remove_file(&p.name);
             }
         }
         let mut removed = 0;
-        for id in &packed {
-            if fs::remove_file(self.loose_path(id)).is_ok() {
+        for id in self.loose_ids()? {
+            let path = self.loose_path(&id);
+            if (packed.contains(&id) || expired(&path)) && fs::remove_file(&path).is_ok() {
                 removed += 1;
             }
         }
