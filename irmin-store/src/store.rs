@@ -643,6 +643,22 @@ impl<B: Backend> Repo<B> {
         tx.commit(self, info)
     }
 
+    /// Replace `branch`'s history by a single parentless commit of its current tree
+    /// (compare-and-swap on the branch). The old commits become unreachable unless other
+    /// refs hold them, so a compaction or prune can reclaim their space. The branch gets
+    /// a new commit id: clones and remotes see an unrelated history.
+    pub fn squash(&mut self, branch: &str, info: &CommitInfo) -> Result<ObjectId> {
+        let name = branch_ref(branch)?;
+        let head = self
+            .backend
+            .read_ref(&name)?
+            .ok_or_else(|| Error::RefNotFound(name.clone()))?;
+        let tree = self.read_commit(&head)?.tree;
+        let id = self.make_commit(tree, Vec::new(), info)?;
+        self.update_ref(&name, Some(head), Some(id))?;
+        Ok(id)
+    }
+
     /// Remove one key (or a whole node) and commit.
     pub fn remove(&mut self, branch: &str, key: &str, info: &CommitInfo) -> Result<ObjectId> {
         let mut tx = self.transaction(branch)?;
