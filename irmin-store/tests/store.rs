@@ -255,3 +255,14 @@ proptest::proptest! {
         proptest::prop_assert_eq!(before, after);
     }
 }
+
+#[test]
+fn stores_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Repo<MemoryBackend>>();
+    assert_send::<
+        Repo<irmin_store::backend::block::BlockLog<irmin_store::backend::block::MemoryBlockDevice>>,
+    >();
+    #[cfg(feature = "std")]
+    assert_send::<Repo<irmin_store::backend::disk::GitDir>>();
+}
