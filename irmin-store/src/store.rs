@@ -224,6 +224,28 @@ impl Change {
     }
 }
 
+/// A fixed commit and its tree, read through a [`Repo`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub commit: ObjectId,
+    pub tree: ObjectId,
+}
+
+impl Snapshot {
+    pub fn get<B: Backend>(&self, repo: &Repo<B>, key: &str) -> Result<Option<Arc<[u8]>>> {
+        repo.get_in_tree(self.tree, key)
+    }
+
+    pub fn list<B: Backend>(&self, repo: &Repo<B>, key: &str) -> Result<Vec<(String, EntryKind)>> {
+        repo.list_in_tree(self.tree, key)
+    }
+
+    /// Every value, as (path, mode, id).
+    pub fn values<B: Backend>(&self, repo: &Repo<B>) -> Result<Vec<(String, Mode, ObjectId)>> {
+        repo.walk_values(self.tree)
+    }
+}
+
 /// A small two-generation cache: cheap to maintain, keeps the working set hot.
 struct Cache<V> {
     hot: hashbrown::HashMap<ObjectId, V>,
@@ -519,6 +541,14 @@ impl<B: Backend> Repo<B> {
     }
 
     // ----- reading values -----
+
+    /// A read-only view of a revision (branch, tag, hex id, `HEAD`): later commits do not
+    /// change what it shows.
+    pub fn snapshot(&self, rev: &str) -> Result<Snapshot> {
+        let commit = self.resolve(rev)?;
+        let tree = self.read_commit(&commit)?.tree;
+        Ok(Snapshot { commit, tree })
+    }
 
     /// The entry at `path` below `tree` (the root path yields the tree itself).
     pub fn find(&self, tree: ObjectId, path: &Path) -> Result<Option<(Mode, ObjectId)>> {

@@ -266,3 +266,20 @@ fn stores_can_move_between_threads() {
     #[cfg(feature = "std")]
     assert_send::<Repo<irmin_store::backend::disk::GitDir>>();
 }
+
+#[test]
+fn snapshots_do_not_move() {
+    let mut r = repo();
+    r.set("main", "a/x", b"1", &info(1, "one")).unwrap();
+    let snap = r.snapshot("main").unwrap();
+    r.set("main", "a/x", b"2", &info(2, "two")).unwrap();
+    r.set("main", "a/y", b"3", &info(3, "three")).unwrap();
+    assert_eq!(&*snap.get(&r, "a/x").unwrap().unwrap(), b"1");
+    assert_eq!(snap.list(&r, "a").unwrap().len(), 1);
+    assert_eq!(snap.values(&r).unwrap().len(), 1);
+    assert_eq!(
+        &*r.snapshot("main").unwrap().get(&r, "a/x").unwrap().unwrap(),
+        b"2"
+    );
+    assert!(matches!(r.snapshot("nope"), Err(Error::RefNotFound(_))));
+}
