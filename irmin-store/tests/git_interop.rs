@@ -417,17 +417,15 @@ fn hostile_pack_index_is_rejected() {
         irmin_store::pack::write_index(&mut entries, &checksum),
     )
     .unwrap();
-    assert!(matches!(
-        GitDir::open(&dir, Durability::Process),
-        Err(Error::Corrupt { .. })
-    ));
-    // A truncated idx.
+    // The unusable pack is skipped, not trusted and not fatal (a pack torn by a power cut
+    // before its barrier holds nothing a ref reaches); what the refs needed from it is
+    // then a typed missing-object error. Before the offset check this panicked.
+    let r = Repo::new(GitDir::open(&dir, Durability::Process).unwrap());
+    assert!(matches!(r.get("main", "a"), Err(Error::MissingObject(id)) if id == c));
+    // A truncated idx: the same.
     std::fs::write(&idx, &b"\xfftOc\0\0\0\x02"[..]).unwrap();
-    assert!(matches!(
-        GitDir::open(&dir, Durability::Process),
-        Err(Error::Corrupt { .. })
-    ));
-    let _ = c;
+    let r = Repo::new(GitDir::open(&dir, Durability::Process).unwrap());
+    assert!(matches!(r.get("main", "a"), Err(Error::MissingObject(_))));
 }
 
 #[test]
