@@ -364,3 +364,69 @@ async fn client_and_its_futures_are_send() {
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
 }
+
+/// A transaction dropped without commit or abort is aborted with the next I/O.
+#[tokio::test]
+async fn dropped_transaction_sends_an_abort() {
+    let (client, mut server) = pair(Duration::from_secs(5));
+    let script = async {
+        let (h, _) = next_request(&mut server).await;
+        assert_eq!(h.msg_type, MessageType::TransactionStart as u32);
+        send(
+            &mut server,
+            MessageType::TransactionStart as u32,
+            h.req_id,
+            b"42\0",
+        )
+        .await;
+        // The abort comes first (queued by the drop), then the next request.
+        let (h, payload) = next_request(&mut server).await;
+        assert_eq!(
+            (h.msg_type, h.tx_id, payload.as_slice()),
+            (MessageType::TransactionEnd as u32, 42, &b"F\0"[..])
+        );
+        send(
+            &mut server,
+            MessageType::TransactionEnd as u32,
+            h.req_id,
+            b"OK\0",
+        )
+        .await;
+        let (h, _) = next_request(&mut server).await;
+        assert_eq!((h.msg_type, h.tx_id), (READ, 0));
+        send(&mut server, READ, h.req_id, b"v").await;
+        // A committed transaction sends no extra abort.
+        let (h, _) = next_request(&mut server).await;
+        send(
+            &mut server,
+            MessageType::TransactionStart as u32,
+            h.req_id,
+            b"43\0",
+        )
+        .await;
+        let (h, payload) = next_request(&mut server).await;
+        assert_eq!((h.tx_id, payload.as_slice()), (43, &b"T\0"[..]));
+        send(
+            &mut server,
+            MessageType::TransactionEnd as u32,
+            h.req_id,
+            b"OK\0",
+        )
+        .await;
+        let (h, _) = next_request(&mut server).await;
+        assert_eq!((h.msg_type, h.tx_id), (READ, 0));
+        send(&mut server, READ, h.req_id, b"w").await;
+    };
+    let checks = async {
+        let tx = client.transaction_start().await.unwrap();
+        assert_eq!(tx.id(), 42);
+        drop(tx);
+        assert_eq!(client.read("/a").await.unwrap(), b"v");
+        let tx = client.transaction_start().await.unwrap();
+        tx.commit().await.unwrap();
+        drop(tx);
+        assert_eq!(client.read("/b").await.unwrap(), b"w");
+    };
+    tokio::join!(script, checks);
+    assert_eq!(client.anomalies(), Default::default());
+}

@@ -69,6 +69,19 @@ fn check(kind: Kind) {
         xs_ok(&d, &["list", "/cli/sub"]),
         d.tool_ok("xenstore-list", &["/cli/sub"])
     );
+    // On a narrow terminal both truncate values to the width (util-linux `script` provides
+    // the pty).
+    let on_tty = |cmd: String| {
+        let out = Command::new("script")
+            .args(["-qc", &format!("stty cols 50; {cmd}"), "/dev/null"])
+            .env("XENSTORED_PATH", &d.socket)
+            .output()
+            .expect("script (util-linux) missing");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ours = on_tty(format!("{} ls -p /cli", env!("CARGO_BIN_EXE_xs")));
+    assert!(ours.contains("\\...\""), "{ours}");
+    assert_eq!(ours, on_tty("xenstore-ls -p /cli".into()));
 
     // Failures exit non-zero like the tools.
     assert!(!xs(&d, &["read", "-z", "/cli/b"]).status.success());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use support::{Daemon, Kind};
 use xenstore::transport::{TokioTimer, UnixSocketTransport};
-use xenstore::xenbus::{Frontend, XenbusError, XenbusState};
+use xenstore::xenbus::{Frontend, XenbusError, XenbusState, list_devices};
 use xenstore::{Client, Error};
 
 type TestClient = Client<UnixSocketTransport, TokioTimer>;
@@ -94,12 +94,25 @@ async fn full_handshake_and_close(kind: Kind) {
         set_backend(&back_client, XenbusState::Closed).await;
     };
     let frontend = async {
+        let devices = list_devices(&front_client, "/local/domain/5", "vif")
+            .await
+            .unwrap();
+        assert_eq!(devices, [FRONT]);
+        assert!(
+            list_devices(&front_client, "/local/domain/5", "vbd")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let f = Frontend::new(&front_client, FRONT).await.unwrap();
         assert_eq!(f.backend(), BACK);
         assert_eq!(f.backend_id(), 0);
-        f.connect(&[("tx-ring-ref", b"8"), ("event-channel", b"9")])
-            .await
-            .unwrap();
+        f.connect(
+            &[("tx-ring-ref", b"8"), ("event-channel", b"9")],
+            XenbusState::Initialised,
+        )
+        .await
+        .unwrap();
         assert_eq!(f.state().await.unwrap(), XenbusState::Connected);
         assert_eq!(f.backend_state().await.unwrap(), XenbusState::Connected);
         assert_eq!(
@@ -131,7 +144,10 @@ async fn backend_that_goes_away_is_reported(kind: Kind) {
         wait_frontend(&back_client, XenbusState::Initialised).await;
         back_client.rm(BACK).await.unwrap();
     };
-    let (_, result) = tokio::join!(vanish, f.connect(&[("ring-ref", b"1")]));
+    let (_, result) = tokio::join!(
+        vanish,
+        f.connect(&[("ring-ref", b"1")], XenbusState::Initialised)
+    );
     assert_eq!(result, Err(XenbusError::BackendGone));
 
     // A backend that closes instead of connecting.
@@ -141,7 +157,10 @@ async fn backend_that_goes_away_is_reported(kind: Kind) {
         wait_frontend(&back_client, XenbusState::Initialised).await;
         set_backend(&back_client, XenbusState::Closed).await;
     };
-    let (_, result) = tokio::join!(closing, f.connect(&[("ring-ref", b"1")]));
+    let (_, result) = tokio::join!(
+        closing,
+        f.connect(&[("ring-ref", b"1")], XenbusState::Initialised)
+    );
     assert_eq!(
         result,
         Err(XenbusError::BackendClosing(XenbusState::Closed))
@@ -209,4 +228,38 @@ fn state_values() {
     assert_eq!(XenbusState::parse(b"4\n"), Some(XenbusState::Connected));
     assert_eq!(XenbusState::parse(b"9"), None);
     assert_eq!(XenbusState::parse(b""), None);
+}
+
+per_daemon!(netfront_style_announces_connected_at_once);
+async fn netfront_style_announces_connected_at_once(kind: Kind) {
+    let d = Daemon::start(kind);
+    let front_client = d.client().await;
+    let back_client = d.client().await;
+    toolstack(&back_client).await;
+    let backend = async {
+        set_backend(&back_client, XenbusState::InitWait).await;
+        // The frontend goes straight to Connected with its keys.
+        wait_frontend(&back_client, XenbusState::Connected).await;
+        assert_eq!(
+            back_client
+                .read(&format!("{FRONT}/rx-ring-ref"))
+                .await
+                .unwrap(),
+            b"10"
+        );
+        set_backend(&back_client, XenbusState::Connected).await;
+    };
+    let frontend = async {
+        let f = Frontend::new(&front_client, FRONT).await.unwrap();
+        f.connect(&[("rx-ring-ref", b"10")], XenbusState::Connected)
+            .await
+            .unwrap();
+        assert_eq!(f.state().await.unwrap(), XenbusState::Connected);
+    };
+    front_client
+        .with_timeout(Duration::from_secs(20), async {
+            tokio::join!(backend, frontend)
+        })
+        .await
+        .expect("handshake hung");
 }

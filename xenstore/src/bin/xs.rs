@@ -225,7 +225,21 @@ async fn run(command: &str, args: &[String]) -> Result<ExitCode, Failure> {
     Ok(code)
 }
 
+/// The terminal's width as xenstore-ls gets it (`TIOCGWINSZ` on stdout), else `COLUMNS`,
+/// else 80.
 fn terminal_width() -> usize {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which points to a live,
+    // properly aligned local; the fd is stdout, and a failure only returns -1.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        return size.ws_col as usize;
+    }
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -248,6 +262,24 @@ async fn read(
 ) -> Result<ExitCode, Failure> {
     require(keys, "key")?;
     let prefix = has(flags, 'p');
+    if let [key] = keys {
+        // One key needs no transaction (as in xenstore-read).
+        let result = match client.read(key).await {
+            Ok(value) => {
+                let mut text = if prefix {
+                    format!("{key}: ").into_bytes()
+                } else {
+                    Vec::new()
+                };
+                text.extend_from_slice(sanitise(&value).as_bytes());
+                text.push(b'\n');
+                Ok(Ok(text))
+            }
+            Err(e) if e.is_fatal() => Err(e),
+            Err(e) => Ok(Err((key.clone(), e))),
+        };
+        return finish(result, out, "couldn't read path");
+    }
     let result = client
         .transaction(async |tx| {
             let mut text = Vec::new();
@@ -287,6 +319,15 @@ fn finish(
 async fn write(client: &XsClient, operands: &[String]) -> Result<ExitCode, Failure> {
     if operands.is_empty() || operands.len() % 2 != 0 {
         return Err(Failure("usage: xs write KEY VALUE [KEY VALUE]...".into()));
+    }
+    if let [key, value] = operands {
+        // One pair needs no transaction (as in xenstore-write).
+        let result = match client.write(key, unsanitise(value)).await {
+            Ok(()) => Ok(Ok(Vec::new())),
+            Err(e) if e.is_fatal() => Err(e),
+            Err(e) => Ok(Err((key.clone(), e))),
+        };
+        return finish(result, &mut Vec::new(), "could not write path");
     }
     let result = client
         .transaction(async |tx| {

@@ -555,6 +555,7 @@ impl<T: Transport, M: Timer> Client<T, M> {
             Ok(Reply::TransactionStart { tx_id }) if tx_id != 0 => Ok(Transaction {
                 client: self,
                 id: tx_id,
+                ended: core::sync::atomic::AtomicBool::new(false),
             }),
             Ok(_) => Err(Error::MalformedReply(
                 crate::wire::WireError::UnexpectedValue,
@@ -609,11 +610,37 @@ impl<T: Transport, M: Timer> Client<T, M> {
 }
 
 /// An open transaction. Operations through it see a snapshot and are applied atomically by
-/// [`commit`](Self::commit); dropping it without commit or abort leaves it open in xenstored
-/// until the connection closes.
-pub struct Transaction<'c, T, M> {
+/// [`commit`](Self::commit). Dropping it without commit or abort aborts it (the abort goes
+/// out with the connection's next I/O).
+pub struct Transaction<'c, T: Transport, M> {
     client: &'c Client<T, M>,
     id: u32,
+    /// Commit or abort was sent: xenstored has ended (or will end) the transaction.
+    ended: core::sync::atomic::AtomicBool,
+}
+
+impl<T: Transport, M> Drop for Transaction<'_, T, M> {
+    fn drop(&mut self) {
+        if self.ended.load(Ordering::Relaxed) {
+            return;
+        }
+        let wakers = {
+            let mut state = self.client.shared.state.lock();
+            if state.connection.closed().is_some() {
+                return;
+            }
+            let abort = Request::TransactionEnd { commit: false };
+            if let Err(e) = state.connection.send_detached(&abort, self.id) {
+                log::warn!(
+                    "xenstore: could not queue the abort of transaction {}: {e}",
+                    self.id
+                );
+            }
+            // Someone must flush it.
+            state.take_wakers()
+        };
+        wake(wakers);
+    }
 }
 
 impl<T: Transport, M: Timer> Transaction<'_, T, M> {
@@ -663,14 +690,24 @@ impl<T: Transport, M: Timer> Transaction<'_, T, M> {
     }
     /// Commits; `Err(Xenstore(EAGAIN))` means a conflict and nothing was applied.
     pub async fn commit(&self) -> Result<(), Error> {
-        self.client
-            .ack(&Request::TransactionEnd { commit: true }, self.id)
-            .await
+        self.end(true).await
     }
+
     pub async fn abort(&self) -> Result<(), Error> {
-        self.client
-            .ack(&Request::TransactionEnd { commit: false }, self.id)
-            .await
+        self.end(false).await
+    }
+
+    async fn end(&self, commit: bool) -> Result<(), Error> {
+        let result = self
+            .client
+            .ack(&Request::TransactionEnd { commit }, self.id)
+            .await;
+        // Any answer from xenstored ends the transaction; after a timeout (or if this future
+        // is dropped) the drop of `self` still sends an abort, which is harmless if redundant.
+        if !matches!(result, Err(Error::Timeout)) {
+            self.ended.store(true, Ordering::Relaxed);
+        }
+        result
     }
 }
 

@@ -16,7 +16,7 @@ use xen_platform::{Error, GrantStatus, Op};
 use super::{hypercall, mm};
 
 fn xen(op: Op, e: Errno) -> Error {
-    Error::from_hypercall(op, -(e.0 as i64))
+    Error::Xen { op, errno: e }
 }
 
 fn check_status(op: Op, code: i16) -> Result<(), Error> {

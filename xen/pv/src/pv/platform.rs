@@ -25,7 +25,7 @@ use xen_ring::{ReadOnlyMem, SharedMem};
 use super::{evtchn, gnttab, mm, sched, shared_info, time};
 
 fn xen(op: Op, e: xen_abi::errno::Errno) -> Error {
-    Error::from_hypercall(op, -(e.0 as i64))
+    Error::Xen { op, errno: e }
 }
 
 /// Zeroed pages of our own RAM, freed on drop.
@@ -553,6 +553,20 @@ impl Runtime {
     /// The platform, for drivers and protocol code.
     pub fn platform(&self) -> PvPlatform {
         self.platform.clone()
+    }
+
+    /// The xenstore ring page and its (already bound) event channel, from start_info, for
+    /// `xenstore::transport::RingTransport`. The port is adopted by the platform.
+    pub fn xenstore_ring(&self) -> Result<(SharedMem<'static>, Port), Error> {
+        let si = super::runtime::start_info();
+        let pfn = mm::mfn_to_pfn(si.store_mfn).ok_or(Error::InvalidArgument { op: Op::Map })?;
+        let page =
+            NonNull::new(mm::pfn_to_virt(pfn)).ok_or(Error::InvalidArgument { op: Op::Map })?;
+        // SAFETY: the xenstore page is one of our frames (checked above), mapped in the
+        // identity map for the guest's lifetime and never handed to the frame allocator
+        // (it lies in the bootstrap region).
+        let mem = unsafe { SharedMem::from_raw_parts(page, PAGE_SIZE) };
+        Ok((mem, self.platform.track(si.store_evtchn)))
     }
 
     /// Spawns tasks from anywhere in the guest.

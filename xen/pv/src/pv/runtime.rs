@@ -123,6 +123,18 @@ impl Env {
     }
 }
 
+static START_INFO: core::sync::atomic::AtomicPtr<StartInfo> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// The start_info page (set at boot, never written after).
+pub fn start_info() -> &'static StartInfo {
+    let p = START_INFO.load(Ordering::Acquire);
+    assert!(!p.is_null(), "start_info used before boot finished");
+    // SAFETY: set once at boot to Xen's start_info page, which lives and stays unchanged for
+    // the guest's lifetime.
+    unsafe { &*p }
+}
+
 unsafe extern "Rust" {
     /// Defined by the guest with [`crate::entry!`].
     safe fn xen_pv_guest_main(env: &Env) -> Shutdown;
@@ -151,6 +163,7 @@ extern "C" fn xen_pv_rust_start(start_info: *const StartInfo, xen_stack_top: u64
     init_fpu();
     // SAFETY: Xen passes a valid start_info page in rsi; nothing writes it after boot.
     let si: &'static StartInfo = unsafe { &*start_info };
+    START_INFO.store(start_info as *mut StartInfo, Ordering::Release);
     if !si.magic_is_x86_64() {
         early_fail("xen-pv: start_info magic is not xen-3.0-x86_64\n");
     }
@@ -167,8 +180,17 @@ extern "C" fn xen_pv_rust_start(start_info: *const StartInfo, xen_stack_top: u64
     mm::init_p2m(si);
 
     match mm::mfn_to_pfn(si.console_mfn) {
-        Some(pfn) => console::init(mm::pfn_to_virt(pfn) as *mut _, si.console_evtchn),
-        None => early_fail("xen-pv: console ring frame is not ours\n"),
+        Some(pfn) if pfn != 0 => {
+            let page = core::ptr::NonNull::new(mm::pfn_to_virt(pfn)).expect("pfn is not 0");
+            if !console::init(page, si.console_evtchn) {
+                early_fail("xen-pv: console ring indices are corrupt\n");
+            }
+        }
+        _ => early_fail("xen-pv: console ring frame is not ours\n"),
+    }
+
+    if let Err(e) = super::traps::init() {
+        crate::println!("xen-pv: set_trap_table failed ({e}); CPU faults will not be reported");
     }
 
     let memory = match mm::init(si, xen_stack_top) {
@@ -178,8 +200,11 @@ extern "C" fn xen_pv_rust_start(start_info: *const StartInfo, xen_stack_top: u64
             shutdown(Shutdown::Crash);
         }
     };
-    // Unmap the page below the stack so an overflow faults instead of corrupting memory.
+    // Unmap the page below the stack so an overflow faults instead of corrupting memory,
+    // and page 0 (only `_start` lives there) so a null pointer faults instead of reading
+    // or overwriting code.
     let _ = hypercall::update_va_mapping(stack_guard_va(), 0, UVMF_INVLPG);
+    let _ = hypercall::update_va_mapping(0, 0, UVMF_INVLPG);
 
     let cmdline = si.cmd_line().unwrap_or("");
     let level = CmdLine::new(cmdline)
