@@ -35,4 +35,4 @@ pub use hash::ObjectId;
 pub use merge::{Conflict, MergeFn, MergeOutcome, PendingMerge, Resolution};
 pub use object::{Commit, Mode, ObjectKind, Signature, Tree, TreeEntry};
 pub use path::Path;
-pub use store::{Change, ChangeKind, CommitInfo, EntryKind, Op, Repo, Transaction};
+pub use store::{Change, ChangeKind, CommitInfo, EntryKind, Op, Repo, Snapshot, Transaction};

@@ -43,7 +43,7 @@ pub fn parse_entry_header(data: &[u8]) -> Result<(u8, usize, usize)> {
     Ok((ty, size, i))
 }
 
-fn encode_entry_header(ty: u8, size: usize, out: &mut Vec<u8>) {
+pub fn encode_entry_header(ty: u8, size: usize, out: &mut Vec<u8>) {
     let mut s = size as u64;
     let mut b = (ty << 4) | (s & 15) as u8;
     s >>= 4;
@@ -432,6 +432,7 @@ pub fn write_pack(mut objects: Vec<PackInput>, deltas: bool) -> WrittenPack {
     out.extend_from_slice(&(objects.len() as u32).to_be_bytes());
     let mut entries = Vec::with_capacity(objects.len());
     const WINDOW: usize = 4;
+    let mut deflater = zlib::Deflater::new();
     // (index into objects, offset, depth) of recent objects in the same kind+group.
     let mut window: Vec<(usize, u64, u32)> = Vec::new();
     for i in 0..objects.len() {
@@ -458,12 +459,12 @@ pub fn write_pack(mut objects: Vec<PackInput>, deltas: bool) -> WrittenPack {
             Some((delta, base_off, depth)) => {
                 encode_entry_header(OFS_DELTA, delta.len(), &mut out);
                 encode_ofs(offset - base_off, &mut out);
-                out.extend_from_slice(&zlib::deflate(&[&delta], zlib::FAST));
+                deflater.deflate_into(&[&delta], &mut out);
                 depth
             }
             None => {
                 encode_entry_header(o.kind as u8, o.data.len(), &mut out);
-                out.extend_from_slice(&zlib::deflate(&[&o.data], zlib::FAST));
+                deflater.deflate_into(&[&o.data], &mut out);
                 0
             }
         };
@@ -544,8 +545,10 @@ pub fn index_pack(
                 Pending::Ofs(base, d)
             }
             REF_DELTA => {
+                // Bounded by the body: the id must not reach into the trailer.
                 let id = ObjectId::from_bytes(
-                    data.get(pos..pos + 20)
+                    data[..body_end]
+                        .get(pos..pos + 20)
                         .ok_or(Error::corrupt(CorruptKind::Truncated))?,
                 )?;
                 pos += 20;
@@ -637,6 +640,7 @@ mod tests {
         assert_eq!(apply_delta(&base, &d).unwrap(), target);
         assert!(apply_delta(&base[1..], &d).is_err());
         // Copy past the end of the base must fail, not panic.
+        // (A REF_DELTA id running into the trailer was found by the `pack` fuzz target.)
         assert!(apply_delta(b"abc", &[3, 10, 0x91, 0, 10]).is_err());
     }
 
@@ -680,5 +684,13 @@ mod tests {
         let mut corrupt = packed.data.clone();
         corrupt[40] ^= 1;
         assert!(index_pack(&corrupt, &|_| Ok(None)).is_err());
+        // Fuzz regression: a REF_DELTA entry whose base id would run into the trailer.
+        let mut thin = b"PACK\0\0\0\x02\0\0\0\x01".to_vec();
+        thin.push((REF_DELTA << 4) | 1);
+        thin.extend_from_slice(&[0xff; 10]);
+        let mut h = Sha1Hasher::new();
+        h.update(&thin);
+        thin.extend_from_slice(h.finish().as_bytes());
+        assert!(index_pack(&thin, &|_| Ok(None)).is_err());
     }
 }

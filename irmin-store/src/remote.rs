@@ -1,11 +1,13 @@
-//! Fetch, pull and push with Git remotes over the Git protocol (version 0): a local
+//! Fetch, pull and push with Git remotes over the Git protocol (v2 for fetch when the
+//! server speaks it, v0 otherwise and for push): a local
 //! repository through `git upload-pack` / `git receive-pack` over pipes (as `git` does for
 //! `file://`), or a `git daemon` over TCP (`git://host:port/path`).
 //!
-//! Supported: ref advertisement, want/have negotiation (`ofs-delta`, `side-band-64k`),
+//! Supported: v2 `ls-refs`/`fetch`, v0 ref advertisement and want/have negotiation
+//! (`ofs-delta`, `side-band-64k`),
 //! pack reception (OFS/REF deltas, verified and indexed), push with `report-status`
-//! (fast-forward check before sending, `--force` to skip it). Not supported: protocol v2,
-//! shallow clones, HTTP(S)/SSH transports, thin packs, push certificates.
+//! (fast-forward check before sending, `--force` to skip it). Not supported: shallow
+//! clones, HTTP(S)/SSH transports, thin packs, push certificates.
 
 use std::collections::BTreeSet;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -83,10 +85,14 @@ struct Conn {
 }
 
 impl Conn {
-    fn open(url: &RemoteUrl, service: &str) -> Result<Conn> {
+    fn open(url: &RemoteUrl, service: &str, v2: bool) -> Result<Conn> {
         match url {
             RemoteUrl::Local(path) => {
-                let mut child = Command::new("git")
+                let mut cmd = Command::new("git");
+                if v2 {
+                    cmd.env("GIT_PROTOCOL", "version=2");
+                }
+                let mut child = cmd
                     .arg(service.trim_start_matches("git-"))
                     .arg(path)
                     .stdin(Stdio::piped())
@@ -115,7 +121,10 @@ impl Conn {
                     writer: BufWriter::new(Box::new(stream)),
                     child: None,
                 };
-                let req = format!("{service} {path}\0host={host}:{port}\0");
+                // Extra parameters after a second NUL; git daemon passes them on as
+                // GIT_PROTOCOL.
+                let extra = if v2 { "\0version=2\0" } else { "" };
+                let req = format!("{service} {path}\0host={host}:{port}\0{extra}");
                 conn.write_pkt(req.as_bytes())?;
                 conn.writer.flush()?;
                 Ok(conn)
@@ -130,6 +139,34 @@ impl Conn {
         write!(self.writer, "{:04x}", data.len() + 4)?;
         self.writer.write_all(data)?;
         Ok(())
+    }
+
+    fn delim_pkt(&mut self) -> Result<()> {
+        self.writer.write_all(b"0001")?;
+        Ok(())
+    }
+
+    /// Skip pkt-lines up to and including a delimiter (`true`) or flush (`false`... the
+    /// caller loops until a delimiter).
+    fn read_until_delim(&mut self) -> Result<bool> {
+        let mut len = [0u8; 4];
+        self.reader.read_exact(&mut len)?;
+        if &len == b"0001" {
+            return Ok(true);
+        }
+        let s = std::str::from_utf8(&len).map_err(|_| Error::Protocol("bad pkt-line".into()))?;
+        let n = usize::from_str_radix(s, 16)
+            .map_err(|_| Error::Protocol(format!("bad pkt-line length {s:?}")))?;
+        match n {
+            0 => Err(Error::Protocol("section ended without delimiter".into())),
+            2..=3 => Err(Error::Protocol(format!("bad pkt-line length {n}"))),
+            _ if n - 4 > MAX_PKT => Err(Error::Protocol("pkt-line too long".into())),
+            _ => {
+                let mut buf = vec![0u8; n - 4];
+                self.reader.read_exact(&mut buf)?;
+                Ok(false)
+            }
+        }
     }
 
     fn flush_pkt(&mut self) -> Result<()> {
@@ -223,10 +260,19 @@ impl Advertisement {
     }
 }
 
-fn read_advertisement(conn: &mut Conn) -> Result<Advertisement> {
+/// Parse a v0 ref advertisement; `first` is a line already read (to detect v2).
+fn read_advertisement(conn: &mut Conn, first_line: Option<Vec<u8>>) -> Result<Advertisement> {
     let mut adv = Advertisement::default();
     let mut first = true;
-    while let Some(line) = conn.read_pkt()? {
+    let mut pending = first_line;
+    loop {
+        let line = match pending.take() {
+            Some(l) => l,
+            None => match conn.read_pkt()? {
+                Some(l) => l,
+                None => break,
+            },
+        };
         let line = line.strip_suffix(b"\n").unwrap_or(&line);
         let (main, caps) = match line.iter().position(|&b| b == 0) {
             Some(nul) => (&line[..nul], Some(&line[nul + 1..])),
@@ -239,35 +285,111 @@ fn read_advertisement(conn: &mut Conn) -> Result<Advertisement> {
                     .map(str::to_string)
                     .collect();
             }
-            if main.starts_with(b"version ") {
-                return Err(Error::Protocol("remote speaks protocol v2 only".into()));
-            }
             first = false;
         }
-        if main.len() < 42 || main[40] != b' ' {
-            return Err(Error::Protocol("bad ref advertisement".into()));
-        }
-        let id = ObjectId::from_hex_bytes(&main[..40])?;
-        let name = String::from_utf8_lossy(&main[41..]).into_owned();
+        let (id, name) = parse_ref_line(main)?;
         if name == "capabilities^{}" || name.ends_with("^{}") {
             continue;
-        }
-        if name != "HEAD" {
-            check_ref_name(&name)?;
         }
         adv.refs.push((name, id));
     }
     Ok(adv)
 }
 
-/// List a remote's refs.
+/// `<hex id> <ref name>`, with the name validated.
+fn parse_ref_line(main: &[u8]) -> Result<(ObjectId, String)> {
+    if main.len() < 42 || main[40] != b' ' {
+        return Err(Error::Protocol("bad ref advertisement".into()));
+    }
+    let id = ObjectId::from_hex_bytes(&main[..40])?;
+    let name = String::from_utf8_lossy(&main[41..]).into_owned();
+    if name != "HEAD" && !name.ends_with("^{}") {
+        check_ref_name(&name)?;
+    }
+    Ok((id, name))
+}
+
+/// Which Git wire protocol to ask `upload-pack` for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    V0,
+    /// Version 2 (`ls-refs` + `fetch` commands). Servers that do not speak it answer
+    /// with a v0 advertisement, and the client follows.
+    V2,
+}
+
+/// An open upload-pack session after the greeting.
+enum Session {
+    V0(Advertisement),
+    V2,
+}
+
+fn open_upload_pack(url: &RemoteUrl, protocol: Protocol) -> Result<(Conn, Session)> {
+    let mut conn = Conn::open(url, "git-upload-pack", protocol == Protocol::V2)?;
+    let first = conn.read_pkt()?;
+    match first {
+        Some(line) if line.starts_with(b"version 2") => {
+            // Capability advertisement: we need nothing beyond ls-refs and fetch, which
+            // every v2 server has; read to the flush.
+            let mut caps = Vec::new();
+            while let Some(c) = conn.read_pkt()? {
+                caps.push(String::from_utf8_lossy(&c).trim_end().to_string());
+            }
+            if !caps.iter().any(|c| c.starts_with("fetch")) {
+                return Err(Error::Protocol("v2 server without fetch".into()));
+            }
+            Ok((conn, Session::V2))
+        }
+        Some(line) => {
+            let adv = read_advertisement(&mut conn, Some(line))?;
+            Ok((conn, Session::V0(adv)))
+        }
+        // An empty repository advertises nothing in v0.
+        None => Ok((conn, Session::V0(Advertisement::default()))),
+    }
+}
+
+/// v2 `ls-refs` for branches and tags.
+fn ls_refs_v2(conn: &mut Conn) -> Result<Vec<(String, ObjectId)>> {
+    conn.write_pkt(b"command=ls-refs\n")?;
+    conn.write_pkt(AGENT_LINE)?;
+    conn.delim_pkt()?;
+    conn.write_pkt(b"ref-prefix refs/heads/\n")?;
+    conn.write_pkt(b"ref-prefix refs/tags/\n")?;
+    conn.flush_pkt()?;
+    let mut refs = Vec::new();
+    while let Some(line) = conn.read_pkt()? {
+        let line = line.strip_suffix(b"\n").unwrap_or(&line);
+        // `<id> <name>[ symref-target:...][ peeled:...]`
+        let end = line[41.min(line.len())..]
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(line.len(), |p| p + 41);
+        let (id, name) = parse_ref_line(&line[..end])?;
+        refs.push((name, id));
+    }
+    Ok(refs)
+}
+
+const AGENT_LINE: &[u8] = b"agent=irmin-store/0.1\n";
+
+/// List a remote's refs (protocol v2 when the server speaks it).
 pub fn ls_remote(url: &str) -> Result<Vec<(String, ObjectId)>> {
     let url = RemoteUrl::parse(url)?;
-    let mut conn = Conn::open(&url, "git-upload-pack")?;
-    let adv = read_advertisement(&mut conn)?;
-    conn.flush_pkt()?;
+    let (mut conn, session) = open_upload_pack(&url, Protocol::V2)?;
+    let refs = match session {
+        Session::V0(adv) => {
+            conn.flush_pkt()?;
+            adv.refs
+        }
+        Session::V2 => {
+            let refs = ls_refs_v2(&mut conn)?;
+            conn.flush_pkt()?;
+            refs
+        }
+    };
     conn.finish()?;
-    Ok(adv.refs)
+    Ok(refs)
 }
 
 /// What a fetch brought.
@@ -279,18 +401,50 @@ pub struct FetchResult {
     pub objects: usize,
 }
 
-/// Fetch every branch and tag of `url`; remote branches land in
-/// `refs/remotes/<remote_name>/<branch>`, tags in `refs/tags/` (existing tags are kept).
+/// Fetch every branch and tag of `url` (protocol v2 when the server speaks it); remote
+/// branches land in `refs/remotes/<remote_name>/<branch>`, tags in `refs/tags/`
+/// (existing tags are kept).
 pub fn fetch<B: Backend>(repo: &mut Repo<B>, url: &str, remote_name: &str) -> Result<FetchResult> {
+    fetch_with(repo, url, remote_name, Protocol::V2)
+}
+
+/// Commits we have, to tell the server (recent history of every local ref).
+fn local_haves<B: Backend>(repo: &Repo<B>) -> Result<Vec<ObjectId>> {
+    let mut heads: Vec<ObjectId> = repo
+        .backend()
+        .list_refs("refs/")?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    heads.sort();
+    heads.dedup();
+    let mut haves = Vec::new();
+    for h in heads {
+        if let Ok(log) = repo.log(h, 256) {
+            haves.extend(log.into_iter().map(|(id, _)| id));
+        }
+    }
+    haves.truncate(4096);
+    Ok(haves)
+}
+
+/// [`fetch`] with an explicit protocol version.
+pub fn fetch_with<B: Backend>(
+    repo: &mut Repo<B>,
+    url: &str,
+    remote_name: &str,
+    protocol: Protocol,
+) -> Result<FetchResult> {
     check_ref_name(&format!("refs/remotes/{remote_name}/x"))?;
     let url = RemoteUrl::parse(url)?;
-    let mut conn = Conn::open(&url, "git-upload-pack")?;
-    let adv = read_advertisement(&mut conn)?;
-    let wanted_refs: Vec<(String, ObjectId)> = adv
-        .refs
-        .iter()
+    let (mut conn, session) = open_upload_pack(&url, protocol)?;
+    let advertised = match &session {
+        Session::V0(adv) => adv.refs.clone(),
+        Session::V2 => ls_refs_v2(&mut conn)?,
+    };
+    let wanted_refs: Vec<(String, ObjectId)> = advertised
+        .into_iter()
         .filter(|(n, _)| n.starts_with("refs/heads/") || n.starts_with("refs/tags/"))
-        .cloned()
         .collect();
     let mut wants = BTreeSet::new();
     for (_, id) in &wanted_refs {
@@ -303,77 +457,10 @@ pub fn fetch<B: Backend>(repo: &mut Repo<B>, url: &str, remote_name: &str) -> Re
         conn.flush_pkt()?;
         conn.finish()?;
     } else {
-        let mut caps = vec!["ofs-delta", "agent=irmin-store/0.1"];
-        let sideband = adv.has("side-band-64k");
-        if sideband {
-            caps.insert(0, "side-band-64k");
-        }
-        for (i, id) in wants.iter().enumerate() {
-            let line = if i == 0 {
-                format!("want {id} {}\n", caps.join(" "))
-            } else {
-                format!("want {id}\n")
-            };
-            conn.write_pkt(line.as_bytes())?;
-        }
-        conn.flush_pkt()?;
-        let mut local_heads: Vec<ObjectId> = repo
-            .backend()
-            .list_refs("refs/")?
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
-        local_heads.sort();
-        local_heads.dedup();
-        let mut haves = Vec::new();
-        for h in local_heads {
-            if let Ok(log) = repo.log(h, 256) {
-                haves.extend(log.into_iter().map(|(id, _)| id));
-            }
-        }
-        for h in haves.iter().take(4096) {
-            conn.write_pkt(format!("have {h}\n").as_bytes())?;
-        }
-        conn.write_pkt(b"done\n")?;
-        conn.writer.flush()?;
-        // ACK/NAK lines, then the pack (side-band framed, or raw).
-        let data = loop {
-            if !sideband {
-                let mut peek = [0u8; 4];
-                conn.reader.read_exact(&mut peek)?;
-                if &peek == b"PACK" {
-                    let mut rest = Vec::new();
-                    (&mut conn.reader)
-                        .take(MAX_PACK as u64)
-                        .read_to_end(&mut rest)?;
-                    let mut d = peek.to_vec();
-                    d.extend_from_slice(&rest);
-                    break d;
-                }
-                let s =
-                    std::str::from_utf8(&peek).map_err(|_| Error::Protocol("bad reply".into()))?;
-                let n = usize::from_str_radix(s, 16)
-                    .map_err(|_| Error::Protocol("bad reply".into()))?;
-                if !(4..=MAX_PKT + 4).contains(&n) {
-                    return Err(Error::Protocol("bad reply".into()));
-                }
-                let mut buf = vec![0u8; n - 4];
-                conn.reader.read_exact(&mut buf)?;
-                if !(buf.starts_with(b"ACK") || buf.starts_with(b"NAK")) {
-                    return Err(Error::Protocol(format!(
-                        "unexpected {:?}",
-                        String::from_utf8_lossy(&buf)
-                    )));
-                }
-                continue;
-            }
-            let pkt = conn
-                .read_pkt()?
-                .ok_or_else(|| Error::Protocol("no pack sent".into()))?;
-            if pkt.starts_with(b"ACK") || pkt.starts_with(b"NAK") {
-                continue;
-            }
-            break conn.read_sideband(Some(pkt))?;
+        let haves = local_haves(repo)?;
+        let data = match session {
+            Session::V0(adv) => fetch_pack_v0(&mut conn, &adv, &wants, &haves)?,
+            Session::V2 => fetch_pack_v2(&mut conn, &wants, &haves)?,
         };
         conn.finish()?;
         let indexed = {
@@ -407,6 +494,112 @@ pub fn fetch<B: Backend>(repo: &mut Repo<B>, url: &str, remote_name: &str) -> Re
     })
 }
 
+/// v0 negotiation without multi_ack: wants, haves, done; then ACK/NAK and the pack.
+fn fetch_pack_v0(
+    conn: &mut Conn,
+    adv: &Advertisement,
+    wants: &BTreeSet<ObjectId>,
+    haves: &[ObjectId],
+) -> Result<Vec<u8>> {
+    let mut caps = vec!["ofs-delta", "agent=irmin-store/0.1"];
+    let sideband = adv.has("side-band-64k");
+    if sideband {
+        caps.insert(0, "side-band-64k");
+    }
+    for (i, id) in wants.iter().enumerate() {
+        let line = if i == 0 {
+            format!("want {id} {}\n", caps.join(" "))
+        } else {
+            format!("want {id}\n")
+        };
+        conn.write_pkt(line.as_bytes())?;
+    }
+    conn.flush_pkt()?;
+    for h in haves {
+        conn.write_pkt(format!("have {h}\n").as_bytes())?;
+    }
+    conn.write_pkt(b"done\n")?;
+    conn.writer.flush()?;
+    // ACK/NAK lines, then the pack (side-band framed, or raw).
+    loop {
+        if !sideband {
+            let mut peek = [0u8; 4];
+            conn.reader.read_exact(&mut peek)?;
+            if &peek == b"PACK" {
+                let mut rest = Vec::new();
+                (&mut conn.reader)
+                    .take(MAX_PACK as u64)
+                    .read_to_end(&mut rest)?;
+                let mut d = peek.to_vec();
+                d.extend_from_slice(&rest);
+                return Ok(d);
+            }
+            let s = std::str::from_utf8(&peek).map_err(|_| Error::Protocol("bad reply".into()))?;
+            let n =
+                usize::from_str_radix(s, 16).map_err(|_| Error::Protocol("bad reply".into()))?;
+            if !(4..=MAX_PKT + 4).contains(&n) {
+                return Err(Error::Protocol("bad reply".into()));
+            }
+            let mut buf = vec![0u8; n - 4];
+            conn.reader.read_exact(&mut buf)?;
+            if !(buf.starts_with(b"ACK") || buf.starts_with(b"NAK")) {
+                return Err(Error::Protocol(format!(
+                    "unexpected {:?}",
+                    String::from_utf8_lossy(&buf)
+                )));
+            }
+            continue;
+        }
+        let pkt = conn
+            .read_pkt()?
+            .ok_or_else(|| Error::Protocol("no pack sent".into()))?;
+        if pkt.starts_with(b"ACK") || pkt.starts_with(b"NAK") {
+            continue;
+        }
+        return conn.read_sideband(Some(pkt));
+    }
+}
+
+/// v2 `fetch` with `done`: the server skips acknowledgments and sends the packfile
+/// section (always side-band framed in v2).
+fn fetch_pack_v2(
+    conn: &mut Conn,
+    wants: &BTreeSet<ObjectId>,
+    haves: &[ObjectId],
+) -> Result<Vec<u8>> {
+    conn.write_pkt(b"command=fetch\n")?;
+    conn.write_pkt(AGENT_LINE)?;
+    conn.delim_pkt()?;
+    conn.write_pkt(b"ofs-delta\n")?;
+    conn.write_pkt(b"no-progress\n")?;
+    for id in wants {
+        conn.write_pkt(format!("want {id}\n").as_bytes())?;
+    }
+    for h in haves {
+        conn.write_pkt(format!("have {h}\n").as_bytes())?;
+    }
+    conn.write_pkt(b"done\n")?;
+    conn.flush_pkt()?;
+    loop {
+        let header = conn
+            .read_pkt()?
+            .ok_or_else(|| Error::Protocol("fetch response ended early".into()))?;
+        match header.strip_suffix(b"\n").unwrap_or(&header) {
+            b"packfile" => return conn.read_sideband(None),
+            // Sections we did not ask for but must skip: up to the delimiter.
+            b"acknowledgments" | b"shallow-info" | b"wanted-refs" => {
+                while !conn.read_until_delim()? {}
+            }
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected section {:?}",
+                    String::from_utf8_lossy(other)
+                )));
+            }
+        }
+    }
+}
+
 /// Fetch, then merge the remote's `branch` into the local `branch` (fast-forward, merge
 /// commit, or conflicts to resolve).
 pub fn pull<B: Backend>(
@@ -434,8 +627,8 @@ pub fn push<B: Backend>(repo: &mut Repo<B>, url: &str, branch: &str, force: bool
         .read_ref(&name)?
         .ok_or_else(|| Error::RefNotFound(name.clone()))?;
     let url = RemoteUrl::parse(url)?;
-    let mut conn = Conn::open(&url, "git-receive-pack")?;
-    let adv = read_advertisement(&mut conn)?;
+    let mut conn = Conn::open(&url, "git-receive-pack", false)?;
+    let adv = read_advertisement(&mut conn, None)?;
     let old = adv.refs.iter().find(|(n, _)| *n == name).map(|(_, id)| *id);
     if old == Some(new) {
         conn.flush_pkt()?;

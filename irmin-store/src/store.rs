@@ -145,6 +145,27 @@ impl Transaction {
         self.ops.insert(path, op);
     }
 
+    /// Read `key` as this transaction would leave it: its own pending updates over the
+    /// base commit (read-your-writes). `Error::NotAValue` if `key` is a node.
+    pub fn get<B: Backend>(&self, repo: &Repo<B>, key: &str) -> Result<Option<Arc<[u8]>>> {
+        let path = Path::parse(key)?;
+        let base = match self.base {
+            Some(c) => Some((Mode::Tree, repo.read_commit(&c)?.tree)),
+            None => None,
+        };
+        let ops: Vec<(&[String], &Op)> = self.ops.iter().map(|(p, op)| (p.steps(), op)).collect();
+        let base = match base {
+            Some(e) => Virtual::Obj(e.0, e.1),
+            None => Virtual::Absent,
+        };
+        match repo.resolve_virtual(base, &ops, path.steps())? {
+            Virtual::Absent => Ok(None),
+            Virtual::Bytes(v) => Ok(Some(v.into())),
+            Virtual::Obj(m, id) if m.is_blob() => Ok(Some(repo.read_blob(&id)?)),
+            Virtual::Obj(..) | Virtual::Node => Err(Error::NotAValue(key.to_string())),
+        }
+    }
+
     /// Move the transaction onto the branch's current head (after losing a CAS race):
     /// the same path-level updates will be applied to the new head.
     pub fn rebase<B: Backend>(&mut self, repo: &Repo<B>) -> Result<()> {
@@ -169,6 +190,15 @@ impl Transaction {
 
 type Entry = Option<(Mode, ObjectId)>;
 
+/// What a path holds once pending ops are applied (without writing anything).
+enum Virtual {
+    Absent,
+    Bytes(Vec<u8>),
+    Obj(Mode, ObjectId),
+    /// A tree that pending ops modified (non-empty).
+    Node,
+}
+
 /// A change between two trees, at the level of values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -191,6 +221,28 @@ impl Change {
             (_, None) => ChangeKind::Removed,
             _ => ChangeKind::Modified,
         }
+    }
+}
+
+/// A fixed commit and its tree, read through a [`Repo`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub commit: ObjectId,
+    pub tree: ObjectId,
+}
+
+impl Snapshot {
+    pub fn get<B: Backend>(&self, repo: &Repo<B>, key: &str) -> Result<Option<Arc<[u8]>>> {
+        repo.get_in_tree(self.tree, key)
+    }
+
+    pub fn list<B: Backend>(&self, repo: &Repo<B>, key: &str) -> Result<Vec<(String, EntryKind)>> {
+        repo.list_in_tree(self.tree, key)
+    }
+
+    /// Every value, as (path, mode, id).
+    pub fn values<B: Backend>(&self, repo: &Repo<B>) -> Result<Vec<(String, Mode, ObjectId)>> {
+        repo.walk_values(self.tree)
     }
 }
 
@@ -490,6 +542,14 @@ impl<B: Backend> Repo<B> {
 
     // ----- reading values -----
 
+    /// A read-only view of a revision (branch, tag, hex id, `HEAD`): later commits do not
+    /// change what it shows.
+    pub fn snapshot(&self, rev: &str) -> Result<Snapshot> {
+        let commit = self.resolve(rev)?;
+        let tree = self.read_commit(&commit)?.tree;
+        Ok(Snapshot { commit, tree })
+    }
+
     /// The entry at `path` below `tree` (the root path yields the tree itself).
     pub fn find(&self, tree: ObjectId, path: &Path) -> Result<Option<(Mode, ObjectId)>> {
         let mut cur = (Mode::Tree, tree);
@@ -613,6 +673,22 @@ impl<B: Backend> Repo<B> {
         tx.commit(self, info)
     }
 
+    /// Replace `branch`'s history by a single parentless commit of its current tree
+    /// (compare-and-swap on the branch). The old commits become unreachable unless other
+    /// refs hold them, so a compaction or prune can reclaim their space. The branch gets
+    /// a new commit id: clones and remotes see an unrelated history.
+    pub fn squash(&mut self, branch: &str, info: &CommitInfo) -> Result<ObjectId> {
+        let name = branch_ref(branch)?;
+        let head = self
+            .backend
+            .read_ref(&name)?
+            .ok_or_else(|| Error::RefNotFound(name.clone()))?;
+        let tree = self.read_commit(&head)?.tree;
+        let id = self.make_commit(tree, Vec::new(), info)?;
+        self.update_ref(&name, Some(head), Some(id))?;
+        Ok(id)
+    }
+
     /// Remove one key (or a whole node) and commit.
     pub fn remove(&mut self, branch: &str, key: &str, info: &CommitInfo) -> Result<ObjectId> {
         let mut tx = self.transaction(branch)?;
@@ -693,6 +769,81 @@ impl<B: Backend> Repo<B> {
             return Ok(base);
         }
         Ok(Some((Mode::Tree, self.write_tree(tree)?)))
+    }
+
+    /// Follow `path` through `entry` with `ops` (relative, sorted) applied, the way
+    /// [`Repo::apply_ops`] would, without writing objects.
+    fn resolve_virtual(
+        &self,
+        entry: Virtual,
+        ops: &[(&[String], &Op)],
+        path: &[String],
+    ) -> Result<Virtual> {
+        let mut entry = entry;
+        let mut rest = ops;
+        if let Some((p, op)) = ops.first() {
+            if p.is_empty() {
+                entry = match op {
+                    Op::Set(v) => Virtual::Bytes(v.clone()),
+                    Op::Remove => Virtual::Absent,
+                    Op::SetEntry(m, id) => Virtual::Obj(*m, *id),
+                };
+                rest = &ops[1..];
+            }
+        }
+        let tree = match &entry {
+            Virtual::Obj(Mode::Tree, id) => Some(self.read_tree(id)?),
+            _ => None,
+        };
+        let Some(name) = path.first() else {
+            if rest.is_empty() {
+                return Ok(entry);
+            }
+            // Pending ops below: the node exists iff some child survives.
+            if let Some(t) = &tree {
+                let touched = |n: &[u8]| rest.iter().any(|(p, _)| p[0].as_bytes() == n);
+                if t.entries().iter().any(|e| !touched(&e.name)) {
+                    return Ok(Virtual::Node);
+                }
+            }
+            let mut i = 0;
+            while i < rest.len() {
+                let first = &rest[i].0[0];
+                let mut j = i + 1;
+                while j < rest.len() && rest[j].0[0] == *first {
+                    j += 1;
+                }
+                let child = match &tree {
+                    Some(t) => t
+                        .get(first.as_bytes())
+                        .map_or(Virtual::Absent, |e| Virtual::Obj(e.mode, e.id)),
+                    None => Virtual::Absent,
+                };
+                let sub: Vec<(&[String], &Op)> =
+                    rest[i..j].iter().map(|(p, o)| (&p[1..], *o)).collect();
+                if !matches!(self.resolve_virtual(child, &sub, &[])?, Virtual::Absent) {
+                    return Ok(Virtual::Node);
+                }
+                i = j;
+            }
+            return Ok(Virtual::Absent);
+        };
+        let sub: Vec<(&[String], &Op)> = rest
+            .iter()
+            .filter(|(p, _)| p[0] == *name)
+            .map(|(p, o)| (&p[1..], *o))
+            .collect();
+        // A value (or nothing) with ops below becomes a fresh tree, as in apply_ops.
+        let child = match &tree {
+            Some(t) => t
+                .get(name.as_bytes())
+                .map_or(Virtual::Absent, |e| Virtual::Obj(e.mode, e.id)),
+            None => Virtual::Absent,
+        };
+        if tree.is_none() && sub.is_empty() {
+            return Ok(Virtual::Absent);
+        }
+        self.resolve_virtual(child, &sub, &path[1..])
     }
 
     // ----- history -----

@@ -3,6 +3,10 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use miniz_oxide::deflate::core::{
+    CompressorOxide, TDEFLFlush, TDEFLStatus, compress, create_comp_flags_from_zip_params,
+    deflate_flags,
+};
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
@@ -12,6 +16,114 @@ use crate::error::{CorruptKind, Error, Result};
 /// objects (`core.looseCompression`) is 1: best speed; the store writes small objects
 /// on the hot path, so it makes the same trade.
 pub const FAST: u8 = 1;
+
+/// Inputs up to this size are compressed with the static Huffman code: building dynamic
+/// tables costs more than it saves on small objects (trees, commits, small values).
+const STATIC_MAX: usize = 16 * 1024;
+
+/// Inputs up to this size are written as a single stored (uncompressed) deflate block:
+/// resetting a compressor clears ~160 KiB of state, which costs far more than the few
+/// bytes compression would save on a tree or commit this small.
+const STORE_MAX: usize = 512;
+
+/// A zlib stream holding one stored block: header, block, Adler-32.
+fn stored(parts: &[&[u8]], total: usize, out: &mut Vec<u8>) {
+    out.reserve(total + 11);
+    // CMF: deflate, 32K window; FLG: fastest level, check bits so (CMF*256+FLG) % 31 == 0.
+    out.extend_from_slice(&[0x78, 0x01]);
+    out.push(1); // BFINAL, BTYPE=00 (stored)
+    let len = total as u16;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    let mut adler = adler2::Adler32::new();
+    for p in parts {
+        out.extend_from_slice(p);
+        adler.write_slice(p);
+    }
+    out.extend_from_slice(&adler.checksum().to_be_bytes());
+}
+
+/// A reusable zlib compressor (the compressor state is large; allocating and clearing it
+/// per object dominated the cost of writing small objects).
+pub struct Deflater {
+    small: alloc::boxed::Box<CompressorOxide>,
+    large: alloc::boxed::Box<CompressorOxide>,
+}
+
+impl Default for Deflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deflater {
+    pub fn new() -> Self {
+        // Positive window bits: zlib header and Adler-32 trailer.
+        let flags = create_comp_flags_from_zip_params(FAST as i32, 15, 0);
+        let static_flags = flags | deflate_flags::TDEFL_FORCE_ALL_STATIC_BLOCKS;
+        Deflater {
+            small: alloc::boxed::Box::new(CompressorOxide::new(static_flags)),
+            large: alloc::boxed::Box::new(CompressorOxide::new(flags)),
+        }
+    }
+
+    /// zlib-compress the concatenation of `parts`, appending to `out`.
+    pub fn deflate_into(&mut self, parts: &[&[u8]], out: &mut Vec<u8>) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total <= STORE_MAX {
+            stored(parts, total, out);
+            return;
+        }
+        let d = if total <= STATIC_MAX {
+            &mut self.small
+        } else {
+            &mut self.large
+        };
+        d.reset();
+        // Worst case: stored blocks (5 bytes per 64 KiB) plus header and trailer.
+        let start = out.len();
+        let bound = total + total / 64 + 5 * (total / 65535 + 1) + 32;
+        out.resize(start + bound, 0);
+        let mut pos = start;
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            let flush = if i == last {
+                TDEFLFlush::Finish
+            } else {
+                TDEFLFlush::None
+            };
+            let mut input: &[u8] = part;
+            loop {
+                let (status, used, written) = compress(d, input, &mut out[pos..], flush);
+                pos += written;
+                input = &input[used..];
+                match status {
+                    TDEFLStatus::Done => break,
+                    TDEFLStatus::Okay if input.is_empty() && flush == TDEFLFlush::None => break,
+                    TDEFLStatus::Okay => {
+                        // Output space ran short: grow and continue.
+                        let len = out.len();
+                        out.resize(len + bound / 2 + 64, 0);
+                    }
+                    _ => unreachable_status(),
+                }
+            }
+        }
+        out.truncate(pos);
+    }
+
+    pub fn deflate(&mut self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.deflate_into(parts, &mut v);
+        v
+    }
+}
+
+/// The in-memory compressor only fails on invalid parameters, which are constants here.
+#[cold]
+fn unreachable_status() {
+    debug_assert!(false, "miniz_oxide rejected constant parameters");
+}
 
 /// zlib-compress the concatenation of `parts`.
 pub fn deflate(parts: &[&[u8]], level: u8) -> Vec<u8> {
@@ -88,5 +200,11 @@ mod tests {
         let (empty, _) = inflate_exact(&deflate(&[b""], FAST), 0).unwrap();
         assert!(empty.is_empty());
         assert!(inflate_exact(&z, usize::MAX / 2).is_err());
+        let mut d = Deflater::new();
+        for len in [0usize, 1, 100, 512, 513, 2048, 2049, 70_000, 300_000] {
+            let input: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let z = d.deflate(&[&input[..len / 3], &input[len / 3..]]);
+            assert_eq!(inflate_limited(&z, 1 << 20).unwrap(), input, "{len}");
+        }
     }
 }

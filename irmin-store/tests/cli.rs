@@ -1,4 +1,5 @@
 //! The `irmin-store` CLI end to end on a scratch repository.
+#![cfg(feature = "std")]
 
 mod common;
 

@@ -4,9 +4,11 @@
 //!
 //! The writer is this test binary re-executed with `IRMIN_CRASH_WRITER` set (it runs the
 //! `writer_child` test), so no extra binary is needed.
+#![cfg(feature = "std")]
 
 mod common;
 
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -26,9 +28,18 @@ fn writer_child() {
     } else {
         Durability::Process
     };
-    let backend = GitDir::open(&dir, durability).unwrap();
+    let mut backend = GitDir::open(&dir, durability).unwrap();
     // Single writer: whatever a killed predecessor left (locks, temp files) is stale.
     backend.recover().unwrap();
+    // Group commit: flush explicitly every `group` commits (no automatic flush), so the
+    // writer knows exactly which commits are acknowledged.
+    let group: u64 = match std::env::var("IRMIN_CRASH_GROUP") {
+        Ok(n) => {
+            backend.set_group_commit(usize::MAX).unwrap();
+            n.parse().unwrap()
+        }
+        Err(_) => 0,
+    };
     let mut repo = Repo::new(backend);
     loop {
         let head = repo.branch_head("main").unwrap();
@@ -51,6 +62,16 @@ fn writer_child() {
             &info(1_700_000_000 + n as i64, &format!("commit {n}")),
         )
         .unwrap();
+        if group > 0 && n % group == 0 {
+            repo.backend_mut().flush().unwrap();
+        }
+        if group == 0 || n % group == 0 {
+            // Acknowledged: durable against the process dying from here on.
+            let mut out = std::io::stdout().lock();
+            // Leading newline: the harness prints "test writer_child ... " without one.
+            writeln!(out, "\nACK {n}").unwrap();
+            out.flush().unwrap();
+        }
         if n % 64 == 0 {
             repo.backend_mut().repack().unwrap();
         }
@@ -85,7 +106,7 @@ fn sigkill_writer_200_times() {
     let exe = std::env::current_exe().unwrap();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut last = 0;
-    let mut progressed = 0;
+    let mut acks_checked = 0u64;
     for round in 0..200 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -93,16 +114,42 @@ fn sigkill_writer_200_times() {
         let mut cmd = Command::new(&exe);
         cmd.args(["--exact", "writer_child", "--nocapture", "--test-threads=1"])
             .env(ENV, &dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if round % 10 == 0 {
             cmd.env("IRMIN_CRASH_FSYNC", "1");
         }
+        // Every third round uses group commit (objects as packs, refs held locked).
+        if round % 3 == 1 {
+            cmd.env("IRMIN_CRASH_GROUP", (2 + seed % 12).to_string());
+        }
         let mut child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_micros(2_000 + seed % 25_000));
+        // Collect the writer's acknowledgements as they come.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<u64>();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(n) = line.strip_prefix("ACK ").and_then(|n| n.parse().ok()) {
+                    let _ = tx.send(n);
+                }
+            }
+        });
+        // Kill only once the writer has acknowledged a commit, at a random moment after
+        // that: every round then tests real work, whatever the machine's speed. (Not a
+        // timing assertion: the bound only catches a writer that never commits.)
+        let first = rx.recv_timeout(Duration::from_secs(120));
+        std::thread::sleep(Duration::from_micros(seed % 40_000));
         // Child::kill sends SIGKILL on Unix.
         child.kill().unwrap();
         let status = child.wait().unwrap();
+        reader.join().unwrap();
+        let first = first
+            .unwrap_or_else(|_| panic!("round {round}: the writer never acknowledged a commit"));
+        let acked = rx.try_iter().fold(first, u64::max);
         assert!(
             status.code().is_none(),
             "writer must die by the signal, not exit: {status:?}"
@@ -110,13 +157,19 @@ fn sigkill_writer_200_times() {
         fsck_strict(&dir);
         let now = check_committed_state(&dir);
         assert!(now >= last, "history never goes back ({last} -> {now})");
-        if now > last {
-            progressed += 1;
-        }
+        assert!(
+            now >= acked,
+            "round {round}: acknowledged commit {acked} lost (found {now})"
+        );
+        assert!(
+            now > last,
+            "round {round}: an acknowledged commit added nothing ({last} -> {now})"
+        );
+        acks_checked += 1;
         last = now;
     }
-    eprintln!("crash test: {last} commits survived 200 kills, {progressed} rounds made progress");
-    // The writer did real work between kills (not all kills hit startup).
-    assert!(progressed > 50, "only {progressed} rounds made progress");
-    assert!(last > 200, "only {last} commits in 200 rounds");
+    eprintln!(
+        "crash test: {last} commits survived 200 kills, every round checked its acknowledged commits"
+    );
+    assert_eq!(acks_checked, 200);
 }

@@ -190,3 +190,96 @@ fn corrupt_and_missing_objects_are_typed_errors() {
     ));
     assert!(matches!(r.read_tree(&c), Err(Error::WrongKind { .. })));
 }
+
+#[test]
+fn transaction_reads_its_own_writes() {
+    let mut r = repo();
+    let mut tx = r.transaction("main").unwrap();
+    tx.set("a/b", "1").unwrap();
+    tx.set("v", "value").unwrap();
+    tx.commit(&mut r, &info(1, "base")).unwrap();
+    let mut tx = r.transaction("main").unwrap();
+    assert_eq!(&*tx.get(&r, "a/b").unwrap().unwrap(), b"1");
+    tx.set("a/c", "2").unwrap();
+    tx.remove("a/b").unwrap();
+    assert_eq!(tx.get(&r, "a/b").unwrap(), None);
+    assert_eq!(&*tx.get(&r, "a/c").unwrap().unwrap(), b"2");
+    assert!(matches!(tx.get(&r, "a"), Err(Error::NotAValue(_))));
+    tx.remove("a/c").unwrap();
+    assert_eq!(
+        tx.get(&r, "a").unwrap(),
+        None,
+        "node emptied by pending removes"
+    );
+    tx.set("v/x", "under a former value").unwrap();
+    assert_eq!(
+        &*tx.get(&r, "v/x").unwrap().unwrap(),
+        b"under a former value"
+    );
+    assert!(matches!(tx.get(&r, "v"), Err(Error::NotAValue(_))));
+    tx.remove("v").unwrap();
+    assert_eq!(tx.get(&r, "v/x").unwrap(), None);
+    // Nothing was written: the branch is unchanged until commit, and then agrees.
+    assert_eq!(&*r.get("main", "a/b").unwrap().unwrap(), b"1");
+    tx.set("z", "last").unwrap();
+    tx.commit(&mut r, &info(2, "tx")).unwrap();
+    for k in ["a/b", "a/c", "v", "v/x"] {
+        assert_eq!(r.get("main", k).unwrap(), None, "{k}");
+    }
+    assert_eq!(&*r.get("main", "z").unwrap().unwrap(), b"last");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    // Transaction::get agrees with reading the committed result, for random ops.
+    #[test]
+    fn transaction_get_matches_commit(
+        ops in proptest::collection::vec(("[ab](/[ab]){0,2}", proptest::option::of("[xy]{1,2}")), 1..12),
+        probes in proptest::collection::vec("[ab](/[ab]){0,2}", 1..6),
+    ) {
+        let mut r = repo();
+        let mut tx = r.transaction("main").unwrap();
+        tx.set("a/a", "base").unwrap();
+        tx.set("b", "base").unwrap();
+        tx.commit(&mut r, &info(1, "base")).unwrap();
+        let mut tx = r.transaction("main").unwrap();
+        for (k, v) in &ops {
+            match v {
+                Some(v) => tx.set(k, v.as_bytes()).unwrap(),
+                None => tx.remove(k).unwrap(),
+            }
+        }
+        let before: Vec<_> = probes.iter().map(|k| tx.get(&r, k).map_err(|e| e.to_string())).collect();
+        tx.commit(&mut r, &info(2, "tx")).unwrap();
+        let after: Vec<_> = probes.iter().map(|k| r.get("main", k).map_err(|e| e.to_string())).collect();
+        proptest::prop_assert_eq!(before, after);
+    }
+}
+
+#[test]
+fn stores_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Repo<MemoryBackend>>();
+    assert_send::<
+        Repo<irmin_store::backend::block::BlockLog<irmin_store::backend::block::MemoryBlockDevice>>,
+    >();
+    #[cfg(feature = "std")]
+    assert_send::<Repo<irmin_store::backend::disk::GitDir>>();
+}
+
+#[test]
+fn snapshots_do_not_move() {
+    let mut r = repo();
+    r.set("main", "a/x", b"1", &info(1, "one")).unwrap();
+    let snap = r.snapshot("main").unwrap();
+    r.set("main", "a/x", b"2", &info(2, "two")).unwrap();
+    r.set("main", "a/y", b"3", &info(3, "three")).unwrap();
+    assert_eq!(&*snap.get(&r, "a/x").unwrap().unwrap(), b"1");
+    assert_eq!(snap.list(&r, "a").unwrap().len(), 1);
+    assert_eq!(snap.values(&r).unwrap().len(), 1);
+    assert_eq!(
+        &*r.snapshot("main").unwrap().get(&r, "a/x").unwrap().unwrap(),
+        b"2"
+    );
+    assert!(matches!(r.snapshot("nope"), Err(Error::RefNotFound(_))));
+}

@@ -1,5 +1,6 @@
 //! Sync: store-to-store (any backend), and with real git remotes: a bare repository over
 //! file:// (git upload-pack / receive-pack over pipes) and a `git daemon` on 127.0.0.1.
+#![cfg(feature = "std")]
 
 mod common;
 
@@ -162,6 +163,19 @@ fn remote_flow(url: &str, remote_dir: &Path, scratch: &Path) {
     );
     // Fetching again transfers nothing.
     assert_eq!(remote::fetch(&mut fresh, url, "origin").unwrap().objects, 0);
+    // The same with protocol v0 (fetch above spoke v2).
+    let mut v0 = Repo::new(MemoryBackend::new());
+    let fetched = remote::fetch_with(&mut v0, url, "origin", remote::Protocol::V0).unwrap();
+    assert!(fetched.objects > 10);
+    assert_eq!(
+        v0.backend().read_ref("refs/remotes/origin/main").unwrap(),
+        Some(head)
+    );
+    let listed = remote::ls_remote(url).unwrap();
+    assert!(
+        listed.contains(&("refs/heads/main".to_string(), head)),
+        "{listed:?}"
+    );
 }
 
 #[test]

@@ -2,15 +2,17 @@
 //! whatever it recovers must be readable without panics.
 #![no_main]
 
-use irmin_store::backend::block::{BlockDevice, BlockLog, MemoryBlockDevice};
 use irmin_store::Repo;
+use irmin_store::backend::block::{BlockDevice, BlockLog, MemoryBlockDevice};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let sectors = (data.len() / 512 + 2) as u64;
     let mut dev = MemoryBlockDevice::new(512, sectors);
     // Keep a valid superblock most of the time so replay is exercised.
-    let Ok(log) = BlockLog::format(dev.clone(), 7) else { return };
+    let Ok(log) = BlockLog::format(dev.clone(), 7) else {
+        return;
+    };
     dev = log.into_device();
     let mut padded = data.to_vec();
     padded.resize((sectors as usize - 1) * 512, 0);

@@ -2,7 +2,7 @@
 //! panic, and whatever decodes must re-decode to the same value after encoding.
 #![no_main]
 
-use irmin_store::object::{parse_object_header, Commit, Tag, Tree};
+use irmin_store::object::{Commit, Tag, Tree, parse_object_header};
 use irmin_store::zlib;
 use libfuzzer_sys::fuzz_target;
 
@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = Tag::decode(data);
     if let Ok(t) = Tree::decode(data) {
         let enc = t.encode();
-        assert_eq!(enc, data, "trees are canonical: decode accepts only what encode makes");
+        assert_eq!(
+            enc, data,
+            "trees are canonical: decode accepts only what encode makes"
+        );
     }
     if let Ok(c) = Commit::decode(data) {
         assert_eq!(Commit::decode(&c.encode()).unwrap(), c);

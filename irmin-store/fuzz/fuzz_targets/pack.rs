@@ -1,7 +1,7 @@
 //! Pack streams, pack indexes and deltas from a hostile peer.
 #![no_main]
 
-use irmin_store::pack::{apply_delta, index_pack, PackIndex};
+use irmin_store::pack::{PackIndex, apply_delta, index_pack};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

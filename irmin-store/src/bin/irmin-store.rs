@@ -16,7 +16,8 @@
 //!   fetch URL [--remote NAME]  fetch branches into refs/remotes/NAME/
 //!   pull URL [--remote NAME] [--strategy S]
 //!   push URL [--force]         push the branch
-//!   gc                         pack all reachable objects
+//!   gc [--prune SECS]          pack all reachable objects (and drop unreachable ones
+//!                              older than SECS)
 //! ```
 //! The repository defaults to `$IRMIN_STORE_REPO` or `.`; the author to
 //! `$IRMIN_AUTHOR_NAME` / `$IRMIN_AUTHOR_EMAIL`.
@@ -249,8 +250,17 @@ fn run(mut o: Opts) -> Result<u8, Error> {
             };
             remote::push(&mut repo, url, &branch, force)?;
         }
-        ("gc", 0) => {
-            let s = repo.backend_mut().repack()?;
+        ("gc", _) => {
+            let s = match take_flag(args, "--prune") {
+                Some(secs) => {
+                    let secs: u64 = secs
+                        .parse()
+                        .map_err(|_| Error::Protocol(format!("bad --prune seconds {secs:?}")))?;
+                    repo.backend_mut()
+                        .repack_and_prune(std::time::Duration::from_secs(secs))?
+                }
+                None => repo.backend_mut().repack()?,
+            };
             writeln!(
                 out,
                 "packed {} objects into {} bytes, removed {} loose",

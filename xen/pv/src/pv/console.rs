@@ -3,16 +3,15 @@
 //! Flow control: when the 2 KiB output ring is full we notify the backend and wait on the
 //! console event channel (xenconsoled notifies after consuming) instead of dropping
 //! output. `flush` waits until the backend has consumed everything, so the last line
-//! before a shutdown reaches the log. The backend's index is validated: a `out_cons`
-//! that claims more than was produced marks the ring broken, and output falls back to
-//! Xen's debug console (which a release Xen refuses to domUs) rather than corrupting
-//! memory or spinning forever.
+//! before a shutdown reaches the log. The ring itself is `xen-ring`'s byte ring, which
+//! validates the backend's index: an `out_cons` that claims more than was produced marks
+//! the ring broken, and output falls back to Xen's debug console (which a release Xen
+//! refuses to domUs) rather than corrupting memory or spinning forever.
 
 use core::fmt;
-use core::ptr::{addr_of, addr_of_mut};
-use core::sync::atomic::{Ordering, fence};
+use core::ptr::NonNull;
 
-use xen_abi::console::{OUT_RING_SIZE, XenconsInterface};
+use xen_ring::{ByteProducer, SharedMem};
 
 use super::{hypercall, sched, shared_info, time};
 
@@ -22,46 +21,33 @@ const NOTIFY_INTERVAL_NS: u64 = 100_000_000;
 const FLUSH_TIMEOUT_NS: u64 = 5_000_000_000;
 
 struct Ring {
-    intf: *mut XenconsInterface,
+    /// The `out` ring (guest -> xenconsoled); `xen-ring` validates the backend's index.
+    out: ByteProducer<'static>,
     port: u32,
-    /// Our producer index (we are the only writer of `out_prod`).
-    prod: u32,
     broken: bool,
 }
 
-// SAFETY: the ring pointer refers to the console page, valid for the guest's lifetime;
-// access is serialised by the CONSOLE mutex.
-unsafe impl Send for Ring {}
-
 static CONSOLE: spin::Mutex<Option<Ring>> = spin::Mutex::new(None);
 
-/// Attach the console ring (boot).
-pub(crate) fn init(intf: *mut XenconsInterface, port: u32) {
-    // SAFETY: `intf` is the console page the domain builder mapped for us.
-    let prod = unsafe { addr_of!((*intf).out_prod).read_volatile() };
-    *CONSOLE.lock() = Some(Ring {
-        intf,
-        port,
-        prod,
-        broken: false,
-    });
+/// Attach the console ring (boot). Returns false if its indices are already impossible.
+pub(crate) fn init(page: NonNull<u8>, port: u32) -> bool {
+    // SAFETY: `page` is the console page the domain builder set up for us, mapped in the
+    // identity map for the guest's lifetime; SharedMem only does volatile/atomic accesses.
+    let mem = unsafe { SharedMem::from_raw_parts(page, xen_abi::PAGE_SIZE) };
+    match xen_ring::console::guest(mem) {
+        Ok((out, _input)) => {
+            *CONSOLE.lock() = Some(Ring {
+                out,
+                port,
+                broken: false,
+            });
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 impl Ring {
-    fn out_cons(&self) -> u32 {
-        // SAFETY: in-page field of the live console page; the backend writes it.
-        let cons = unsafe { addr_of!((*self.intf).out_cons).read_volatile() };
-        // Read the index before reading what it implies about the data (rmb).
-        fence(Ordering::Acquire);
-        cons
-    }
-
-    /// Bytes the backend has not consumed yet, or None if its index is impossible.
-    fn in_flight(&self) -> Option<u32> {
-        let used = self.prod.wrapping_sub(self.out_cons());
-        (used as usize <= OUT_RING_SIZE).then_some(used)
-    }
-
     fn notify(&self) {
         let mut arg = xen_abi::event_channel::EvtchnPortArg { port: self.port };
         let _ = hypercall::event_channel_op(xen_abi::event_channel::EVTCHNOP_SEND, &mut arg);
@@ -75,28 +61,12 @@ impl Ring {
 
     fn write(&mut self, mut data: &[u8]) {
         while !data.is_empty() && !self.broken {
-            let Some(used) = self.in_flight() else {
-                self.broken = true;
-                break;
-            };
-            let space = OUT_RING_SIZE - used as usize;
-            if space == 0 {
-                self.wait_for_backend(time::now_ns() + NOTIFY_INTERVAL_NS);
-                continue;
+            match self.out.write(data) {
+                Ok(0) => self.wait_for_backend(time::now_ns() + NOTIFY_INTERVAL_NS),
+                Ok(n) => data = &data[n..],
+                // xenconsoled reported an impossible index: stop using the ring.
+                Err(_) => self.broken = true,
             }
-            let n = space.min(data.len());
-            for (i, &b) in data[..n].iter().enumerate() {
-                let idx = (self.prod.wrapping_add(i as u32) as usize) & (OUT_RING_SIZE - 1);
-                // SAFETY: idx < OUT_RING_SIZE; the slot is free (not in flight), so the
-                // backend does not read it concurrently.
-                unsafe { addr_of_mut!((*self.intf).out[idx]).write_volatile(b) };
-            }
-            self.prod = self.prod.wrapping_add(n as u32);
-            // Data before the index that publishes it (wmb).
-            fence(Ordering::Release);
-            // SAFETY: in-page field; we are its only writer.
-            unsafe { addr_of_mut!((*self.intf).out_prod).write_volatile(self.prod) };
-            data = &data[n..];
         }
         if self.broken {
             let _ = hypercall::console_io_write(data);
@@ -104,16 +74,14 @@ impl Ring {
         self.notify();
     }
 
-    fn flush(&self) -> bool {
+    fn flush(&mut self) -> bool {
         let deadline = time::now_ns() + FLUSH_TIMEOUT_NS;
         loop {
-            match self.in_flight() {
-                Some(0) => return true,
-                None => return false,
-                Some(_) if time::now_ns() >= deadline => return false,
-                Some(_) => {
-                    self.wait_for_backend((time::now_ns() + NOTIFY_INTERVAL_NS).min(deadline))
-                }
+            match self.out.used() {
+                Ok(0) => return true,
+                Err(_) => return false,
+                Ok(_) if time::now_ns() >= deadline => return false,
+                Ok(_) => self.wait_for_backend((time::now_ns() + NOTIFY_INTERVAL_NS).min(deadline)),
             }
         }
     }
@@ -132,7 +100,7 @@ pub fn write_bytes(bytes: &[u8]) {
 /// Wait (up to a few seconds) until xenconsoled has read everything written so far.
 /// Returns false if it did not.
 pub fn flush() -> bool {
-    CONSOLE.lock().as_ref().is_some_and(|ring| ring.flush())
+    CONSOLE.lock().as_mut().is_some_and(|ring| ring.flush())
 }
 
 /// Write for the panic path: never blocks on the console lock (the panicking code may
