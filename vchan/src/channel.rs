@@ -519,6 +519,30 @@ impl<'p, P: VchanPlatform, S: VchanStore> Vchan<'p, P, S> {
         }
     }
 
+    /// The control page as we granted it (server), for platform-specific set-up such as
+    /// Linux's unmap notification (`xen_linux::LinuxGranted::set_unmap_notify` on
+    /// [`own_live_offset`](Self::own_live_offset), as libxenvchan does): then a process
+    /// that dies without closing still clears its live flag.
+    pub fn control_granted(&self) -> Option<&P::Granted> {
+        match self.pages.as_ref() {
+            Some(Pages::Server { ctrl, .. }) => Some(ctrl),
+            _ => None,
+        }
+    }
+
+    /// The control page as we mapped it (client); see [`control_granted`](Self::control_granted).
+    pub fn control_mapping(&self) -> Option<&P::Mapping> {
+        match self.pages.as_ref() {
+            Some(Pages::Client { ctrl, .. }) => Some(ctrl),
+            _ => None,
+        }
+    }
+
+    /// Offset of our live flag in the control page (`srv_live` or `cli_live`).
+    pub fn own_live_offset(&self) -> usize {
+        self.off.own_live
+    }
+
     /// The protocol violation that broke the channel, if any.
     pub fn broken(&self) -> Option<PeerError> {
         self.broken
@@ -975,9 +999,11 @@ impl<'p, P: VchanPlatform, S: VchanStore> Vchan<'p, P, S> {
             full_fence();
             let _ = self.platform.notify(self.port);
         }
-        let _ = self.platform.close(self.port);
         // Unmapped (client) or access ended / quarantined while still mapped (server).
+        // Before closing the port, as libxenvchan does: an unmap notification set up on
+        // the page may still send on it.
         self.pages = None;
+        let _ = self.platform.close(self.port);
         self.shut = true;
     }
 }

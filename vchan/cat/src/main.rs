@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vchan::{
     ClientConfig, Error, PeerState, ServerConfig, Vchan, VchanPlatform, VchanStore, vchan_path,
 };
+use xen_linux::UnmapNotify;
 use xen_platform::DomId;
 use xenstore::Client;
 use xenstore::transport::{TokioTimer, Transport, UnixSocketTransport, XenbusDeviceTransport};
@@ -227,6 +228,17 @@ async fn run<T: Transport>(
         };
         Vchan::client_at(&xen, &xs, a.peer, &dir, config).await?
     };
+    // As libxenvchan: if this process dies without closing, the kernel clears our live
+    // flag and notifies the peer when it tears down the grant or mapping.
+    let notify = UnmapNotify {
+        clear_byte: Some(v.own_live_offset()),
+        event: Some(v.port()),
+    };
+    if let Some(granted) = v.control_granted() {
+        granted.set_unmap_notify(notify)?;
+    } else if let Some(mapping) = v.control_mapping() {
+        mapping.set_unmap_notify(notify)?;
+    }
     let outcome = match a.source {
         Some((bytes, seed)) => source(&mut v, bytes, seed)
             .await
