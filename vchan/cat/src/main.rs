@@ -284,7 +284,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(main_async(args)) {
+    let result = rt.block_on(main_async(args));
+    // tokio reads stdin on a blocking thread that may sit in read() forever (a terminal, a
+    // fifo opened read-write): do not wait for it when shutting down.
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vchan-cat: {e}");
