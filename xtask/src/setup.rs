@@ -112,7 +112,7 @@ pub fn require_archive_reachable(mirror: &str, suite: &str) -> Result<()> {
         return Ok(()); // TLS: a TCP connection is all we check.
     }
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-    write!(stream, "HEAD {path}/dists/{suite}/Release HTTP/1.0\r\nHost: {host}\r\n\r\n")
+    write!(stream, "HEAD {path}/dists/{suite}/Release HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
         .map_err(|e| fail(e.to_string()))?;
     let mut reply = [0u8; 64];
     let n = stream.read(&mut reply).map_err(|e| fail(format!("no HTTP answer: {e}")))?;

@@ -156,6 +156,8 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
         };
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
             Ok(raw) => {
+                // Host-side time stamps show where a slow boot spends its time.
+                write!(serial, "[{:8.3}] ", started.elapsed().as_secs_f64())?;
                 serial.write_all(&raw)?;
                 stream.line(&String::from_utf8_lossy(&raw));
             }
@@ -167,11 +169,17 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
     let total = started.elapsed();
     serial.flush()?;
 
+    // debugfs exits 0 even when a request fails: check that the tree arrived.
     let results = run_dir.join("results");
-    progress::output(Command::new("debugfs").arg("-R").arg(format!("rdump /out {}", results.display())).arg(&job_img))
-        .context("cannot read the results off the job disk (debugfs rdump)")?;
-    let _ = fs::remove_file(&job_img);
+    fs::create_dir_all(&results)?;
+    let dump = progress::output(
+        Command::new("debugfs").arg("-R").arg(format!("rdump /out {}", results.display())).arg(&job_img),
+    );
     let out = results.join("out");
+    if dump.is_err() || !out.is_dir() {
+        bail!("cannot read the results off the job disk {} (debugfs rdump /out): {dump:?}", job_img.display());
+    }
+    let _ = fs::remove_file(&job_img);
     let outcomes: Vec<GuestOutcome> = guests.iter().map(|g| read_outcome(&out.join(&g.name), g)).collect::<Result<_>>()?;
 
     if stream.dom0_ready.is_none() {
