@@ -17,11 +17,18 @@ lab() { echo "@@LAB $*"; }
 xl dmesg -c > /job/out/xen-boot-dmesg.log 2>&1
 
 # Prints the host-facing copy of a file as it grows: "@@LAB <tag> <name> <line>".
-# With TIMED=path, also appends "<ms since $2> <line>" there.
+# With a timed file, also appends "<ms since start_ms> <line>" there (start_ms 0: absolute). The file must start
+# with the line "@@LAB-START": when the follower reads it, it creates <timed>.ready, so the
+# caller knows the follower is reading before it starts the guest (then the first line's
+# time stamp does not include the follower's own start-up, seconds under a loaded TCG).
 follow() { # tag name file start_ms [timed_file]
     local tag=$1 name=$2 file=$3 start=$4 timed=${5:-} line t
     tail -n +1 -F "$file" 2>/dev/null | while IFS= read -r line; do
         line=${line%$'\r'}
+        if [ "$line" = "@@LAB-START" ]; then
+            [ -n "$timed" ] && : > "$timed.ready"
+            continue
+        fi
         if [ -n "$timed" ]; then t=${EPOCHREALTIME/./}; echo "$((t / 1000 - start)) $line" >> "$timed"; fi
         echo "@@LAB $tag $name $line"
     done
@@ -38,9 +45,10 @@ stop_group() { # pid grace_secs
 
 # Shutdown state of a domain from `xl list -v`: prints poweroff|reboot|suspend|crash|
 # watchdog|soft-reset when it has shut down, "gone" when it no longer exists, else nothing.
-shutdown_state() { # name
+shutdown_state() { # name row_file
     local row state code
     row=$(xl list -v "$1" 2>/dev/null | awk -v n="$1" '$1 == n')
+    echo "$row" > "$2"
     [ -n "$row" ] || { echo gone; return; }
     state=$(echo "$row" | awk '{print $5}')
     code=$(echo "$row" | awk '{print $8}')
@@ -80,15 +88,20 @@ run_guest() { # name
     fi
 
     if [ -z "$reason" ]; then
+        # xenconsoled appends to the log: start following it before the domain exists.
+        echo "@@LAB-START" > "$console"
+        setsid bash -c "$(declare -f follow); follow con '$name' '$console' 0 '$out/console.abs'" &
+        console_pid=$!
+        local waited=0
+        while [ ! -e "$out/console.abs.ready" ] && [ $waited -lt 100 ]; do sleep 0.05; waited=$((waited + 1)); done
         t0=$(now_ms)
         if (cd "$dir" && xl create -p guest.cfg "${overrides[@]}") > "$out/xl-create.log" 2>&1; then
             t_created=$(now_ms)
             create_ms=$((t_created - t0))
             domid=$(xl domid "$name" 2>/dev/null)
-            setsid bash -c "$(declare -f follow); follow con '$name' '$console' $t0 '$out/console.timed'" &
-            console_pid=$!
             if [ "$SCRIPT_MODE" = background ]; then
-                (cd "$dir" && GUEST_NAME=$name DOMID=$domid exec setsid ./dom0.sh) > "$out/dom0-script.log" 2>&1 &
+                echo "@@LAB-START" > "$out/dom0-script.log"
+                (cd "$dir" && GUEST_NAME=$name DOMID=$domid exec setsid ./dom0.sh) >> "$out/dom0-script.log" 2>&1 &
                 script_pid=$!
                 setsid bash -c "$(declare -f follow); follow script '$name' '$out/dom0-script.log' 0" &
                 script_follow_pid=$!
@@ -97,14 +110,13 @@ run_guest() { # name
             lab "guest-running $name domid=$domid create_ms=$create_ms"
             deadline=$(( $(now_ms) + TIMEOUT * 1000 ))
             while [ "$(now_ms)" -lt "$deadline" ]; do
-                reason=$(shutdown_state "$name")
+                reason=$(shutdown_state "$name" "$out/xl-list.txt")
                 [ -n "$reason" ] && break
                 sleep 0.2
             done
             [ -n "$reason" ] || reason=timeout
             [ "$reason" = gone ] && reason=poweroff
-            sleep 0.5 # let xenconsoled drain the ring into the log
-            xl list -v > "$out/xl-list.txt" 2>&1
+            sleep 0.3 # xenconsoled may not have drained the ring yet
             xl destroy "$name" > /dev/null 2>&1
         else
             reason=create-failed
@@ -125,12 +137,16 @@ run_guest() { # name
             wait "$script_pid"; script_status=$?
         fi
     fi
-    sleep 0.3
+    sleep 0.2 # the followers' last lines
     [ -n "$console_pid" ] && stop_group "$console_pid" 1
     [ -n "$script_follow_pid" ] && stop_group "$script_follow_pid" 1
-    cp "$console" "$out/console.log" 2>/dev/null || : > "$out/console.log"
+    grep -v '^@@LAB-START$' "$console" > "$out/console.log" 2>/dev/null
+    sed -i '/^@@LAB-START$/d' "$out/dom0-script.log"
     cp "/var/log/xen/xl-$name.log" "$out/xl.log" 2>/dev/null
     xl dmesg -c > "$out/xl-dmesg.log" 2>&1
+    # Console time stamps relative to the start of xl create.
+    [ -f "$out/console.abs" ] && awk -v t0="$t0" '{ i = index($0, " "); print ($1 - t0) substr($0, i) }' \
+        "$out/console.abs" > "$out/console.timed"
     local first_ms
     first_ms=$(head -n 1 "$out/console.timed" 2>/dev/null | cut -d' ' -f1)
     {

@@ -41,7 +41,12 @@ impl SuiteContext {
 /// The suite, in run order.
 pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
     Ok(vec![
-        ctx.guest("hello")?.expect(r"(?i)hello").timeout(Duration::from_secs(60)),
+        ctx.guest("hello")?
+            .expect(r"Hello from a Rust unikernel on Xen!")
+            .expect(r#"command line: "greeting=Hello""#)
+            .expect(r"Xen version: 4\.17")
+            .expect(r"Goodbye\.")
+            .timeout(Duration::from_secs(60)),
         // The background dom0 script checks the runner's contract (DOMID, GUEST_NAME, the
         // domain visible in xenstore while the guest runs).
         ctx.linux_baseline().expect(r"linux-domU: up, kernel").dom0_script(

@@ -47,6 +47,9 @@ const PRUNED_MODULE_DIRS: &[&str] = &[
 ];
 
 const DOM0_INIT: &str = include_str!("../../lab/dom0-init.sh");
+const DOM0_INITRD_INIT: &str = include_str!("../../lab/dom0-initrd-init.sh");
+/// Modules the dom0 initramfs loads to mount its root (their dependencies come along).
+const DOM0_INITRD_MODULES: &[&str] = &["crc32c_generic", "virtio_pci", "virtio_blk", "ext4"];
 const LINUX_DOMU_INIT: &str = include_str!("../../lab/linux-domu-init.sh");
 /// xl config of the Linux baseline guest.
 pub const LINUX_DOMU_CFG: &str = include_str!("../../lab/linux-domu.cfg");
@@ -127,7 +130,7 @@ fn keys() -> Keys {
         &DOM0_PACKAGES.join(","),
         &PRUNED_MODULE_DIRS.join(","),
     ]);
-    let image = hash_of(&[BUILDER_VERSION, &host, &rootfs, DOM0_INIT, LINUX_DOMU_INIT, LINUX_DOMU_CFG]);
+    let image = hash_of(&[BUILDER_VERSION, &host, &rootfs, DOM0_INIT, DOM0_INITRD_INIT, &DOM0_INITRD_MODULES.join(","), LINUX_DOMU_INIT, LINUX_DOMU_CFG]);
     Keys { host, rootfs, image }
 }
 
@@ -307,11 +310,12 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     let boot = rootfs.join("boot");
     fs::copy(host.join("xen"), partial.join("xen"))?;
     fs::copy(boot.join(format!("vmlinuz-{kernel_version}")), partial.join("vmlinuz"))?;
-    fs::copy(boot.join(format!("initrd.img-{kernel_version}")), partial.join("initrd.img"))?;
     fs::copy(boot.join(format!("vmlinuz-{kernel_version}")), partial.join("linux-domu/vmlinuz"))?;
 
-    // The Linux baseline domU: busybox-static + /init, an uncompressed newc archive.
     let busybox = fs::read(host.join("root/bin/busybox")).context("busybox-static missing from the host tools")?;
+    fs::write(partial.join("initrd.img"), dom0_initramfs(rootfs, &kernel_version, &busybox)?)?;
+
+    // The Linux baseline domU: busybox-static + /init, an uncompressed newc archive.
     let mut cpio = Newc::default();
     for d in ["bin", "dev", "proc", "sys"] {
         cpio.dir(d);
@@ -365,6 +369,64 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     remove_tree(&staging)?;
     fs::write(partial.join(".complete"), "")?;
     fs::rename(&partial, dir)?;
+    Ok(())
+}
+
+/// The dom0 initramfs: busybox, the root disk's modules and an init that mounts the root.
+fn dom0_initramfs(rootfs: &Path, kernel_version: &str, busybox: &[u8]) -> Result<Vec<u8>> {
+    let modules_dir = rootfs.join("lib/modules").join(kernel_version);
+    let deps = parse_modules_dep(&fs::read_to_string(modules_dir.join("modules.dep"))?);
+    let mut order = Vec::new();
+    for module in DOM0_INITRD_MODULES {
+        let path = deps
+            .keys()
+            .find(|p| module_name(p) == *module)
+            .with_context(|| format!("the dom0 kernel has no module {module}"))?;
+        load_order(path, &deps, &mut order)?;
+    }
+    let mut cpio = Newc::default();
+    for d in ["bin", "dev", "lib", "lib/modules"] {
+        cpio.dir(d);
+    }
+    cpio.char_device("dev/console", 5, 1);
+    cpio.file("bin/busybox", 0o755, busybox);
+    cpio.file("init", 0o755, DOM0_INITRD_INIT.as_bytes());
+    let mut list = String::new();
+    for path in &order {
+        let file = format!("{}.ko", module_name(path));
+        cpio.file(&format!("lib/modules/{file}"), 0o644, &fs::read(modules_dir.join(path))?);
+        list += &format!("{file}\n");
+    }
+    cpio.file("modules", 0o644, list.as_bytes());
+    Ok(cpio.finish())
+}
+
+/// `modules.dep`: module path -> the modules it needs.
+fn parse_modules_dep(text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(m, deps)| (m.trim().to_owned(), deps.split_whitespace().map(str::to_owned).collect()))
+        .collect()
+}
+
+fn module_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.trim_end_matches(".ko").replace('-', "_")
+}
+
+/// Appends `module` after its dependencies (depth first, each once).
+fn load_order(
+    module: &str,
+    deps: &std::collections::BTreeMap<String, Vec<String>>,
+    order: &mut Vec<String>,
+) -> Result<()> {
+    if order.iter().any(|m| m == module) {
+        return Ok(());
+    }
+    for dep in deps.get(module).with_context(|| format!("{module} is not in modules.dep"))? {
+        load_order(dep, deps, order)?;
+    }
+    order.push(module.to_owned());
     Ok(())
 }
 
@@ -522,6 +584,19 @@ mod tests {
         assert_eq!(k.host.len(), 16);
         assert_ne!(hash_of(&["a", "bc"]), hash_of(&["ab", "c"]), "parts are length-delimited");
         assert_ne!(k.rootfs, k.image);
+    }
+
+    #[test]
+    fn modules_load_after_their_dependencies() {
+        let deps = parse_modules_dep(
+            "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko\n\
+             kernel/fs/jbd2/jbd2.ko: kernel/lib/crc16.ko\nkernel/lib/crc16.ko:\n",
+        );
+        let mut order = Vec::new();
+        load_order("kernel/fs/ext4/ext4.ko", &deps, &mut order).unwrap();
+        assert_eq!(order, ["kernel/lib/crc16.ko", "kernel/fs/jbd2/jbd2.ko", "kernel/fs/ext4/ext4.ko"]);
+        assert!(load_order("kernel/missing.ko", &deps, &mut order).is_err());
+        assert_eq!(module_name("kernel/arch/x86/crypto/crc32c-intel.ko"), "crc32c_intel");
     }
 
     #[test]
