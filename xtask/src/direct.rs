@@ -28,16 +28,27 @@ pub fn run(cfg: &Path, kernel: &Path, name: &str, timeout: Duration) -> Result<S
         .arg(cfg)
         .arg(format!("kernel=\"{}\"", kernel.display()))
         .arg(format!("name=\"{name}\""))
-        .args(["on_poweroff=\"preserve\"", "on_reboot=\"preserve\"", "on_crash=\"preserve\""])
+        .args([
+            "on_poweroff=\"preserve\"",
+            "on_reboot=\"preserve\"",
+            "on_crash=\"preserve\"",
+        ])
         .args(["on_watchdog=\"preserve\"", "on_soft_reset=\"preserve\""])
         .output()
         .context("cannot run xl")?;
     if !create.status.success() {
         eprintln!("{}", String::from_utf8_lossy(&create.stderr).trim_end());
-        say(format!("xl create {} failed ({})", cfg.display(), create.status));
+        say(format!(
+            "xl create {} failed ({})",
+            cfg.display(),
+            create.status
+        ));
         return Ok(Shutdown::CreateFailed);
     }
-    say(format!("domain {name} created in {}", seconds(started.elapsed())));
+    say(format!(
+        "domain {name} created in {}",
+        seconds(started.elapsed())
+    ));
     // xenconsole exits when its stdin closes: hold a pipe open for as long as it runs.
     let mut console = Command::new("xl")
         .args(["console", "-t", "pv", name])
@@ -53,9 +64,16 @@ pub fn run(cfg: &Path, kernel: &Path, name: &str, timeout: Duration) -> Result<S
         }
     });
     let unpause = Command::new("xl").args(["unpause", name]).status()?;
-    let outcome = if unpause.success() { wait_for_shutdown(name, timeout)? } else { Shutdown::CreateFailed };
+    let outcome = if unpause.success() {
+        wait_for_shutdown(name, timeout)?
+    } else {
+        Shutdown::CreateFailed
+    };
     std::thread::sleep(Duration::from_millis(500)); // let the console drain
-    let _ = Command::new("xl").args(["destroy", name]).stderr(Stdio::null()).status();
+    let _ = Command::new("xl")
+        .args(["destroy", name])
+        .stderr(Stdio::null())
+        .status();
     let _ = console.kill();
     let _ = console.wait();
     let _ = printer.join();
@@ -67,7 +85,10 @@ fn wait_for_shutdown(name: &str, timeout: Duration) -> Result<Shutdown> {
     while Instant::now() < deadline {
         let list = Command::new("xl").args(["list", "-v", name]).output()?;
         let text = String::from_utf8_lossy(&list.stdout);
-        let Some(row) = text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|r| r.first() == Some(&name))
+        let Some(row) = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|r| r.first() == Some(&name))
         else {
             return Ok(Shutdown::Poweroff); // gone: destroyed by its on_* action elsewhere
         };
@@ -102,9 +123,21 @@ mod tests {
     #[test]
     fn xl_list_rows() {
         let row = |s: &'static str| s.split_whitespace().collect::<Vec<_>>();
-        assert_eq!(shutdown_from_row(&row("hello 3 32 1 ---s-- 0.1 1234-5678 0 -")), Some(Shutdown::Poweroff));
-        assert_eq!(shutdown_from_row(&row("hello 3 32 1 ----c- 0.1 1234-5678 3 -")), Some(Shutdown::Crash));
-        assert_eq!(shutdown_from_row(&row("hello 3 32 1 ---s-- 0.1 1234-5678 1 -")), Some(Shutdown::Reboot));
-        assert_eq!(shutdown_from_row(&row("hello 3 32 1 -b---- 0.1 1234-5678 - -")), None);
+        assert_eq!(
+            shutdown_from_row(&row("hello 3 32 1 ---s-- 0.1 1234-5678 0 -")),
+            Some(Shutdown::Poweroff)
+        );
+        assert_eq!(
+            shutdown_from_row(&row("hello 3 32 1 ----c- 0.1 1234-5678 3 -")),
+            Some(Shutdown::Crash)
+        );
+        assert_eq!(
+            shutdown_from_row(&row("hello 3 32 1 ---s-- 0.1 1234-5678 1 -")),
+            Some(Shutdown::Reboot)
+        );
+        assert_eq!(
+            shutdown_from_row(&row("hello 3 32 1 -b---- 0.1 1234-5678 - -")),
+            None
+        );
     }
 }

@@ -28,7 +28,11 @@ pub struct XenNote {
 impl XenNote {
     /// The descriptor as a NUL-terminated string, for the string-valued notes.
     pub fn as_str(&self) -> Option<&str> {
-        let end = self.desc.iter().position(|&b| b == 0).unwrap_or(self.desc.len());
+        let end = self
+            .desc
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.desc.len());
         std::str::from_utf8(&self.desc[..end]).ok()
     }
 }
@@ -38,11 +42,20 @@ impl XenNote {
 pub enum KernelError {
     NotElf,
     NotElf64LittleEndian,
-    NotX86_64 { machine: u16 },
-    Truncated { what: &'static str },
+    NotX86_64 {
+        machine: u16,
+    },
+    Truncated {
+        what: &'static str,
+    },
     NoXenNotes,
-    BadXenVersion { found: Option<String> },
-    BadLoader { loader: Option<String>, guest_os: Option<String> },
+    BadXenVersion {
+        found: Option<String>,
+    },
+    BadLoader {
+        loader: Option<String>,
+        guest_os: Option<String>,
+    },
 }
 
 impl fmt::Display for KernelError {
@@ -51,7 +64,9 @@ impl fmt::Display for KernelError {
             Self::NotElf => write!(f, "not an ELF file (nor a Linux bzImage)"),
             Self::NotElf64LittleEndian => write!(f, "not a 64-bit little-endian ELF"),
             Self::NotX86_64 { machine } => write!(f, "ELF machine is {machine}, not x86-64 (62)"),
-            Self::Truncated { what } => write!(f, "truncated or corrupt ELF ({what} out of bounds)"),
+            Self::Truncated { what } => {
+                write!(f, "truncated or corrupt ELF ({what} out of bounds)")
+            }
             Self::NoXenNotes => write!(
                 f,
                 "the ELF has no Xen notes (no PT_NOTE/SHT_NOTE note named \"Xen\"), so Xen cannot boot it \
@@ -84,7 +99,9 @@ pub fn inspect(image: &[u8]) -> Result<KernelImage, KernelError> {
     if image.len() < 4 || &image[..4] != b"\x7fELF" {
         return Err(KernelError::NotElf);
     }
-    let header = image.get(..64).ok_or(KernelError::Truncated { what: "ELF header" })?;
+    let header = image
+        .get(..64)
+        .ok_or(KernelError::Truncated { what: "ELF header" })?;
     if header[4] != 2 || header[5] != 1 {
         return Err(KernelError::NotElf64LittleEndian);
     }
@@ -104,7 +121,8 @@ pub fn inspect(image: &[u8]) -> Result<KernelImage, KernelError> {
         }
     }
     if notes.is_empty() {
-        let (shoff, shentsize, shnum) = (u64_at(header, 40), u16_at(header, 58), u16_at(header, 60));
+        let (shoff, shentsize, shnum) =
+            (u64_at(header, 40), u16_at(header, 58), u16_at(header, 60));
         for index in 0..u64::from(shnum) {
             let sh = table_entry(image, shoff, shentsize, index, 64, "section header")?;
             if u32_at(sh, 4) == SHT_NOTE {
@@ -117,9 +135,17 @@ pub fn inspect(image: &[u8]) -> Result<KernelImage, KernelError> {
         return Err(KernelError::NoXenNotes);
     }
 
-    let string_note = |kind| notes.iter().find(|n| n.kind == kind).and_then(|n| n.as_str().map(str::to_owned));
+    let string_note = |kind| {
+        notes
+            .iter()
+            .find(|n| n.kind == kind)
+            .and_then(|n| n.as_str().map(str::to_owned))
+    };
     let xen_version = string_note(elfnote::XEN_VERSION);
-    if !xen_version.as_deref().is_some_and(|v| v.starts_with("xen-3.0")) {
+    if !xen_version
+        .as_deref()
+        .is_some_and(|v| v.starts_with("xen-3.0"))
+    {
         return Err(KernelError::BadXenVersion { found: xen_version });
     }
     let loader = string_note(elfnote::LOADER);
@@ -148,7 +174,10 @@ fn parse_notes(mut data: &[u8], notes: &mut Vec<XenNote>) -> Result<(), KernelEr
         let name = &data[12..12 + name_size];
         let name = name.strip_suffix(b"\0").unwrap_or(name);
         if name == elfnote::NAME {
-            notes.push(XenNote { kind, desc: data[name_end..name_end + desc_size].to_vec() });
+            notes.push(XenNote {
+                kind,
+                desc: data[name_end..name_end + desc_size].to_vec(),
+            });
         }
         data = &data[desc_end..];
     }
@@ -166,14 +195,28 @@ fn table_entry<'a>(
     if entry_size < min_size {
         return Err(KernelError::Truncated { what });
     }
-    let start = index.checked_mul(u64::from(entry_size)).and_then(|o| o.checked_add(offset));
-    slice(image, start.ok_or(KernelError::Truncated { what })?, u64::from(entry_size), what)
+    let start = index
+        .checked_mul(u64::from(entry_size))
+        .and_then(|o| o.checked_add(offset));
+    slice(
+        image,
+        start.ok_or(KernelError::Truncated { what })?,
+        u64::from(entry_size),
+        what,
+    )
 }
 
-fn slice<'a>(image: &'a [u8], offset: u64, len: u64, what: &'static str) -> Result<&'a [u8], KernelError> {
+fn slice<'a>(
+    image: &'a [u8],
+    offset: u64,
+    len: u64,
+    what: &'static str,
+) -> Result<&'a [u8], KernelError> {
     let start = usize::try_from(offset).map_err(|_| KernelError::Truncated { what })?;
     let len = usize::try_from(len).map_err(|_| KernelError::Truncated { what })?;
-    let end = start.checked_add(len).ok_or(KernelError::Truncated { what })?;
+    let end = start
+        .checked_add(len)
+        .ok_or(KernelError::Truncated { what })?;
     image.get(start..end).ok_or(KernelError::Truncated { what })
 }
 
@@ -224,13 +267,19 @@ mod tests {
         let mut n = note(b"GNU\0", 3, b"abcd");
         n.extend(note(b"Xen\0", elfnote::XEN_VERSION, b"xen-3.0\0"));
         n.extend(note(b"Xen\0", elfnote::LOADER, b"generic\0"));
-        n.extend(note(b"Xen\0", elfnote::HYPERCALL_PAGE, &0x1000u64.to_le_bytes()));
+        n.extend(note(
+            b"Xen\0",
+            elfnote::HYPERCALL_PAGE,
+            &0x1000u64.to_le_bytes(),
+        ));
         n
     }
 
     #[test]
     fn accepts_pv_elf_and_keeps_only_xen_notes() {
-        let KernelImage::XenElf(notes) = inspect(&elf_with_notes(&good_notes(), EM_X86_64)).unwrap() else {
+        let KernelImage::XenElf(notes) =
+            inspect(&elf_with_notes(&good_notes(), EM_X86_64)).unwrap()
+        else {
             panic!("not recognised as a Xen ELF");
         };
         assert_eq!(notes.len(), 3);
@@ -248,7 +297,10 @@ mod tests {
     fn rejects_wrong_loader_and_version() {
         let mut n = note(b"Xen\0", elfnote::XEN_VERSION, b"xen-3.0\0");
         n.extend(note(b"Xen\0", elfnote::LOADER, b"other\0"));
-        assert!(matches!(inspect(&elf_with_notes(&n, EM_X86_64)), Err(KernelError::BadLoader { .. })));
+        assert!(matches!(
+            inspect(&elf_with_notes(&n, EM_X86_64)),
+            Err(KernelError::BadLoader { .. })
+        ));
         let n = note(b"Xen\0", elfnote::LOADER, b"generic\0");
         assert_eq!(
             inspect(&elf_with_notes(&n, EM_X86_64)),
@@ -272,10 +324,16 @@ mod tests {
     fn hostile_sizes_are_errors_not_panics() {
         let mut n = good_notes();
         n[4..8].copy_from_slice(&u32::MAX.to_le_bytes()); // desc size of the first note
-        assert!(matches!(inspect(&elf_with_notes(&n, EM_X86_64)), Err(KernelError::Truncated { .. })));
+        assert!(matches!(
+            inspect(&elf_with_notes(&n, EM_X86_64)),
+            Err(KernelError::Truncated { .. })
+        ));
         let mut elf = elf_with_notes(&good_notes(), EM_X86_64);
         elf[32..40].copy_from_slice(&u64::MAX.to_le_bytes()); // e_phoff
         assert!(matches!(inspect(&elf), Err(KernelError::Truncated { .. })));
-        assert!(matches!(inspect(&elf[..40]), Err(KernelError::Truncated { .. })));
+        assert!(matches!(
+            inspect(&elf[..40]),
+            Err(KernelError::Truncated { .. })
+        ));
     }
 }

@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 
 /// The repository root (this crate lives in `<root>/xtask`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent directory").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent directory")
+        .to_owned()
 }
 
 /// Names of the guests: the packages directly under `guests/` (each builds one kernel of
@@ -18,7 +21,9 @@ pub fn repo_root() -> PathBuf {
 pub fn guest_names(root: &Path) -> Result<Vec<String>> {
     let dir = root.join("guests");
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("no guest workspace at {}", dir.display()))? {
+    for entry in std::fs::read_dir(&dir)
+        .with_context(|| format!("no guest workspace at {}", dir.display()))?
+    {
         let path = entry?.path();
         if path.join("Cargo.toml").is_file() {
             if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
@@ -40,20 +45,36 @@ pub fn guest_cfg(root: &Path, name: &str) -> PathBuf {
 pub fn build(root: &Path, only: Option<&str>) -> Result<BTreeMap<String, PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root.join("guests")).args(["build", "--release", "--message-format=json-render-diagnostics"]);
+    cmd.current_dir(root.join("guests")).args([
+        "build",
+        "--release",
+        "--message-format=json-render-diagnostics",
+    ]);
     if let Some(name) = only {
         cmd.args(["-p", name]);
     }
-    say(format!("building guest{}: cargo build --release in guests/", only.map(|n| format!(" {n}")).unwrap_or_else(|| "s".into())));
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("cannot run cargo")?;
+    say(format!(
+        "building guest{}: cargo build --release in guests/",
+        only.map(|n| format!(" {n}")).unwrap_or_else(|| "s".into())
+    ));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot run cargo")?;
     let mut kernels = BTreeMap::new();
     for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
         let line = line?;
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         if message["reason"] != "compiler-artifact" {
             continue;
         }
-        if let (Some(name), Some(exe)) = (message["target"]["name"].as_str(), message["executable"].as_str()) {
+        if let (Some(name), Some(exe)) = (
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) {
             kernels.insert(name.to_owned(), PathBuf::from(exe));
         }
     }

@@ -79,11 +79,16 @@ struct Args {
 
 impl Args {
     fn parse(args: &[String], with_value: &[&str], switches: &[&str]) -> Result<Self> {
-        let mut parsed = Args { positional: Vec::new(), flags: Vec::new() };
+        let mut parsed = Args {
+            positional: Vec::new(),
+            flags: Vec::new(),
+        };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             if with_value.contains(&arg.as_str()) {
-                let value = it.next().ok_or_else(|| usage(format!("{arg} needs a value")))?;
+                let value = it
+                    .next()
+                    .ok_or_else(|| usage(format!("{arg} needs a value")))?;
                 parsed.flags.push((arg.clone(), Some(value.clone())));
             } else if switches.contains(&arg.as_str()) {
                 parsed.flags.push((arg.clone(), None));
@@ -99,7 +104,11 @@ impl Args {
         self.flags.iter().any(|(f, _)| f == flag)
     }
     fn values(&self, flag: &str) -> Vec<String> {
-        self.flags.iter().filter(|(f, _)| f == flag).filter_map(|(_, v)| v.clone()).collect()
+        self.flags
+            .iter()
+            .filter(|(f, _)| f == flag)
+            .filter_map(|(_, v)| v.clone())
+            .collect()
     }
     fn value(&self, flag: &str) -> Option<String> {
         self.values(flag).pop()
@@ -107,7 +116,10 @@ impl Args {
     fn timeout(&self) -> Result<Duration> {
         match self.value("--timeout") {
             None => Ok(Duration::from_secs(60)),
-            Some(v) => v.parse().map(Duration::from_secs).map_err(|_| usage(format!("--timeout {v}: not a number of seconds"))),
+            Some(v) => v
+                .parse()
+                .map(Duration::from_secs)
+                .map_err(|_| usage(format!("--timeout {v}: not a number of seconds"))),
         }
     }
 }
@@ -160,7 +172,9 @@ fn setup_machine() -> Result<()> {
 }
 
 fn check_kernel(args: &[String]) -> Result<u8> {
-    let [file] = args else { return Err(usage("check-kernel takes one file")) };
+    let [file] = args else {
+        return Err(usage("check-kernel takes one file"));
+    };
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
     match elf::inspect(&bytes).with_context(|| format!("{file} is not a bootable PV kernel"))? {
         elf::KernelImage::LinuxBzImage => println!("{file}: Linux bzImage"),
@@ -168,7 +182,9 @@ fn check_kernel(args: &[String]) -> Result<u8> {
             println!("{file}: PV ELF with {} Xen notes", notes.len());
             for n in notes {
                 let name = xen_abi::elfnote::name(n.kind).unwrap_or("?");
-                match n.as_str().filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() || c == ' ')) {
+                match n.as_str().filter(|s| {
+                    !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+                }) {
                     Some(s) => println!("  {:>2} {name:<18} {s:?}", n.kind),
                     None => {
                         let mut b = [0u8; 8];
@@ -186,13 +202,21 @@ fn check_kernel(args: &[String]) -> Result<u8> {
 /// `cargo xtask run <guest>`.
 fn run(args: &[String]) -> Result<u8> {
     let a = Args::parse(args, &["--timeout"], &["--lab", "-v", "--verbose"])?;
-    let [guest] = a.positional.as_slice() else { return Err(usage("run takes one guest name, e.g. `cargo xtask run hello`")) };
+    let [guest] = a.positional.as_slice() else {
+        return Err(usage(
+            "run takes one guest name, e.g. `cargo xtask run hello`",
+        ));
+    };
     let root = guests::repo_root();
     let known = guests::guest_names(&root).unwrap_or_default();
     if !known.contains(guest) {
         bail!(
             "no guest named `{guest}`: the guests are the packages under guests/ ({})",
-            if known.is_empty() { "none yet".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "none yet".to_owned()
+            } else {
+                known.join(", ")
+            }
         );
     }
     let cfg = guests::guest_cfg(&root, guest);
@@ -200,31 +224,52 @@ fn run(args: &[String]) -> Result<u8> {
         bail!("guest `{guest}` has no xl config: create {}", cfg.display());
     }
     let cfg_text = std::fs::read_to_string(&cfg)?;
-    let parsed = xtask::xlcfg::XlConfig::parse(&cfg_text).with_context(|| format!("bad xl config {}", cfg.display()))?;
+    let parsed = xtask::xlcfg::XlConfig::parse(&cfg_text)
+        .with_context(|| format!("bad xl config {}", cfg.display()))?;
     if parsed.string("kernel").is_none() {
-        bail!("{} has no kernel=\"...\" line: xl cannot create the guest without one", cfg.display());
+        bail!(
+            "{} has no kernel=\"...\" line: xl cannot create the guest without one",
+            cfg.display()
+        );
     }
     setup::ensure_guest_target()?;
     let kernels = guests::build(&root, Some(guest))?;
-    let kernel = kernels.get(guest).with_context(|| format!("cargo built no executable named `{guest}` in guests/{guest}"))?;
-    let bytes = std::fs::read(kernel).with_context(|| format!("cannot read the built kernel {}", kernel.display()))?;
-    elf::inspect(&bytes).with_context(|| format!("{} is not a bootable PV kernel", kernel.display()))?;
+    let kernel = kernels
+        .get(guest)
+        .with_context(|| format!("cargo built no executable named `{guest}` in guests/{guest}"))?;
+    let bytes = std::fs::read(kernel)
+        .with_context(|| format!("cannot read the built kernel {}", kernel.display()))?;
+    elf::inspect(&bytes)
+        .with_context(|| format!("{} is not a bootable PV kernel", kernel.display()))?;
     let timeout = a.timeout()?;
 
     let shutdown = if direct::is_xen_dom0() && !a.has("--lab") {
-        say(format!("this machine is a Xen dom0: xl create {}", cfg.display()));
+        say(format!(
+            "this machine is a Xen dom0: xl create {}",
+            cfg.display()
+        ));
         direct::run(&cfg, kernel, guest, timeout)?
     } else {
         let spec = GuestSpec::new(guest.as_str(), kernel, &cfg).timeout(timeout);
         let image = lab::ensure_image(false)?;
-        let options = RunOptions { verbose: a.has("-v") || a.has("--verbose"), ..RunOptions::default() };
+        let options = RunOptions {
+            verbose: a.has("-v") || a.has("--verbose"),
+            ..RunOptions::default()
+        };
         let run = lab::run_guests(&image, &[spec], &options)?;
         let outcome = &run.guests[0];
         report_outcome(outcome);
-        say(format!("dom0 ready {} after QEMU start; logs in {}", run.dom0_ready.map(seconds).unwrap_or_default(), outcome.dir.display()));
+        say(format!(
+            "dom0 ready {} after QEMU start; logs in {}",
+            run.dom0_ready.map(seconds).unwrap_or_default(),
+            outcome.dir.display()
+        ));
         outcome.shutdown
     };
-    say(format!("guest `{guest}` ended: {shutdown} (exit status {})", shutdown.exit_code()));
+    say(format!(
+        "guest `{guest}` ended: {shutdown} (exit status {})",
+        shutdown.exit_code()
+    ));
     Ok(shutdown.exit_code() as u8)
 }
 
@@ -240,10 +285,19 @@ fn report_outcome(outcome: &lab::GuestOutcome) {
     match outcome.shutdown {
         Shutdown::Poweroff => {}
         Shutdown::Crash => {
-            say(format!("{} crashed: {}", outcome.name, outcome.panic_message().unwrap_or("(no panic message on its console)")));
+            say(format!(
+                "{} crashed: {}",
+                outcome.name,
+                outcome
+                    .panic_message()
+                    .unwrap_or("(no panic message on its console)")
+            ));
             eprintln!("---- last console lines ----\n{}", outcome.console_tail(10));
         }
-        _ => eprintln!("{}", outcome.report(&format!("ended with {}", outcome.shutdown))),
+        _ => eprintln!(
+            "{}",
+            outcome.report(&format!("ended with {}", outcome.shutdown))
+        ),
     }
 }
 
@@ -251,11 +305,22 @@ fn report_outcome(outcome: &lab::GuestOutcome) {
 fn lab_run(args: &[String]) -> Result<u8> {
     let a = Args::parse(
         args,
-        &["--name", "--ramdisk", "--extra", "--script", "--script-mode", "--expect", "--timeout"],
+        &[
+            "--name",
+            "--ramdisk",
+            "--extra",
+            "--script",
+            "--script-mode",
+            "--expect",
+            "--timeout",
+        ],
         &["-v", "--verbose"],
     )?;
-    let [kernel, cfg] = a.positional.as_slice() else { return Err(usage("lab run takes <kernel> <cfg>")) };
-    let mut spec = suite::adhoc(kernel.as_ref(), cfg.as_ref(), a.value("--name").as_deref())?.timeout(a.timeout()?);
+    let [kernel, cfg] = a.positional.as_slice() else {
+        return Err(usage("lab run takes <kernel> <cfg>"));
+    };
+    let mut spec = suite::adhoc(kernel.as_ref(), cfg.as_ref(), a.value("--name").as_deref())?
+        .timeout(a.timeout()?);
     if let Some(r) = a.value("--ramdisk") {
         spec = spec.ramdisk(r);
     }
@@ -270,18 +335,30 @@ fn lab_run(args: &[String]) -> Result<u8> {
         let mode = match a.value("--script-mode").as_deref() {
             None | Some("before") => ScriptMode::Before,
             Some("background") => ScriptMode::Background,
-            Some(other) => return Err(usage(format!("--script-mode {other}: before or background"))),
+            Some(other) => {
+                return Err(usage(format!(
+                    "--script-mode {other}: before or background"
+                )));
+            }
         };
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read dom0 script {path}"))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read dom0 script {path}"))?;
         spec = spec.dom0_script(mode, text);
     }
     lab::runner::validate(std::slice::from_ref(&spec))?;
     let image = lab::ensure_image(false)?;
-    let options = RunOptions { verbose: a.has("-v") || a.has("--verbose"), ..RunOptions::default() };
+    let options = RunOptions {
+        verbose: a.has("-v") || a.has("--verbose"),
+        ..RunOptions::default()
+    };
     let run = lab::run_guests(&image, std::slice::from_ref(&spec), &options)?;
     let outcome = &run.guests[0];
     report_outcome(outcome);
-    say(format!("dom0 ready {} after QEMU start; whole lab run {}", run.dom0_ready.map(seconds).unwrap_or_default(), seconds(run.total)));
+    say(format!(
+        "dom0 ready {} after QEMU start; whole lab run {}",
+        run.dom0_ready.map(seconds).unwrap_or_default(),
+        seconds(run.total)
+    ));
     if !spec.expect_console.is_empty() && outcome.shutdown == Shutdown::Poweroff {
         if let Err(report) = outcome.check(&spec) {
             eprintln!("{report}");
@@ -300,17 +377,33 @@ fn test(args: &[String]) -> Result<u8> {
     let root = guests::repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     say("host tests: cargo test --workspace");
-    let host = Command::new(&cargo).current_dir(&root).args(["test", "--workspace"]).status()?;
+    let host = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["test", "--workspace"])
+        .status()?;
     if !host.success() {
         bail!("host tests failed ({host}); the end-to-end suite was not run");
     }
     // Build the guests and the lab image here, so their progress is shown live.
     guests::build(&root, None)?;
     lab::ensure_image(false)?;
-    say(format!("set-up and host tests took {}; end-to-end suite next (one lab boot)", seconds(started.elapsed())));
+    say(format!(
+        "set-up and host tests took {}; end-to-end suite next (one lab boot)",
+        seconds(started.elapsed())
+    ));
     let e2e = Command::new(&cargo)
         .current_dir(&root)
-        .args(["test", "-p", "xtask", "--test", "e2e", "--", "--ignored", "--nocapture", "--test-threads=4"])
+        .args([
+            "test",
+            "-p",
+            "xtask",
+            "--test",
+            "e2e",
+            "--",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=4",
+        ])
         .env("RUST_BACKTRACE", "0") // a failing guest's report is the useful part
         .status()?;
     Ok(if e2e.success() { 0 } else { 1 })

@@ -36,11 +36,18 @@ pub fn run_step(title: &str, command: &mut Command, log: &Path) -> Result<Durati
             break status;
         }
         std::thread::sleep(Duration::from_millis(250));
-        let every = if tty { Duration::from_millis(500) } else { Duration::from_secs(15) };
+        let every = if tty {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(15)
+        };
         if last_report.elapsed() >= every {
             last_report = Instant::now();
             let latest = last_line(log).unwrap_or_default();
-            let line = format!("[xtask] {title} ... {:>4}s  {latest}", started.elapsed().as_secs());
+            let line = format!(
+                "[xtask] {title} ... {:>4}s  {latest}",
+                started.elapsed().as_secs()
+            );
             if tty {
                 let width = terminal_width().saturating_sub(1);
                 eprint!("\r\x1b[K{}", line.chars().take(width).collect::<String>());
@@ -56,7 +63,11 @@ pub fn run_step(title: &str, command: &mut Command, log: &Path) -> Result<Durati
     if !status.success() {
         eprintln!("---- last lines of {} ----", log.display());
         eprintln!("{}", tail(log, 20).unwrap_or_default());
-        bail!("{title} failed ({status}) after {}; full log: {}", seconds(elapsed), log.display());
+        bail!(
+            "{title} failed ({status}) after {}; full log: {}",
+            seconds(elapsed),
+            log.display()
+        );
     }
     say(format!("{title}: done in {}", seconds(elapsed)));
     Ok(elapsed)
@@ -88,7 +99,13 @@ pub fn tail(path: &Path, n: usize) -> Result<String> {
 
 fn last_line(path: &Path) -> Result<String> {
     let text = read_end(path, 4096)?;
-    Ok(text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned())
+    Ok(text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned())
 }
 
 fn read_end(path: &Path, max: u64) -> Result<String> {

@@ -16,8 +16,15 @@ pub const HOST_TEST_PACKAGES: &[&str] = &["libxen-dev", "xenstore-utils", "xen-u
 
 /// Host packages the lab builder and runner use directly. QEMU's shared libraries are added
 /// by the image builder (they depend on the QEMU version the archive has).
-pub const LAB_HOST_PACKAGES: &[&str] =
-    &["debootstrap", "e2fsprogs", "seabios", "xz-utils", "zstd", "gzip", "ca-certificates"];
+pub const LAB_HOST_PACKAGES: &[&str] = &[
+    "debootstrap",
+    "e2fsprogs",
+    "seabios",
+    "xz-utils",
+    "zstd",
+    "gzip",
+    "ca-certificates",
+];
 
 /// The Rust target guests build for.
 pub const GUEST_TARGET: &str = "x86_64-unknown-none";
@@ -30,20 +37,26 @@ pub fn is_root() -> bool {
 /// Fails with one line when not root, naming what needs it.
 pub fn require_root(what: &str) -> Result<()> {
     if !is_root() {
-        bail!("{what} needs root (apt, debootstrap, chroot): run it as root, e.g. `sudo -E cargo xtask ...`");
+        bail!(
+            "{what} needs root (apt, debootstrap, chroot): run it as root, e.g. `sudo -E cargo xtask ...`"
+        );
     }
     Ok(())
 }
 
 /// Free bytes on the file system holding `path` (or its nearest existing ancestor).
 pub fn free_bytes(path: &Path) -> Result<u64> {
-    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    let existing = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
     let c_path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())?;
     // SAFETY: statvfs only writes the struct we pass; the path is a valid C string.
     let stat = unsafe {
         let mut stat: libc::statvfs = std::mem::zeroed();
         if libc::statvfs(c_path.as_ptr(), &mut stat) != 0 {
-            return Err(std::io::Error::last_os_error()).context(format!("statvfs {}", existing.display()));
+            return Err(std::io::Error::last_os_error())
+                .context(format!("statvfs {}", existing.display()));
         }
         stat
     };
@@ -67,9 +80,14 @@ pub fn require_free_space(path: &Path, needed: u64, what: &str) -> Result<()> {
 /// The Debian mirror apt uses on this machine (first `URIs:`/`deb` line naming a `/debian`
 /// archive), or deb.debian.org.
 pub fn debian_mirror() -> String {
-    let candidates = ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"];
+    let candidates = [
+        "/etc/apt/sources.list.d/debian.sources",
+        "/etc/apt/sources.list",
+    ];
     for file in candidates {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
             let words: Vec<&str> = line.split_whitespace().collect();
             let uris: &[&str] = match words.first() {
@@ -77,7 +95,10 @@ pub fn debian_mirror() -> String {
                 Some(&"deb") => &words[1..words.len().min(2)],
                 _ => &[],
             };
-            if let Some(uri) = uris.iter().find(|u| u.starts_with("http") && u.trim_end_matches('/').ends_with("/debian")) {
+            if let Some(uri) = uris
+                .iter()
+                .find(|u| u.starts_with("http") && u.trim_end_matches('/').ends_with("/debian"))
+            {
                 return uri.trim_end_matches('/').to_owned();
             }
         }
@@ -94,9 +115,17 @@ pub fn require_archive_reachable(mirror: &str, suite: &str) -> Result<()> {
              packages from it; check the network/DNS (or the mirror in /etc/apt/sources.list.d)"
         )
     };
-    let rest = mirror.strip_prefix("http://").map(|r| (r, 80)).or(mirror.strip_prefix("https://").map(|r| (r, 443)));
-    let Some((rest, default_port)) = rest else { return Err(fail("not an http(s) URL".into())) };
-    let (host_port, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, String::new()));
+    let rest = mirror
+        .strip_prefix("http://")
+        .map(|r| (r, 80))
+        .or(mirror.strip_prefix("https://").map(|r| (r, 443)));
+    let Some((rest, default_port)) = rest else {
+        return Err(fail("not an http(s) URL".into()));
+    };
+    let (host_port, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, String::new()));
     let (host, port) = match host_port.rsplit_once(':') {
         Some((h, p)) => (h, p.parse().map_err(|_| fail("bad port".into()))?),
         None => (host_port, default_port),
@@ -106,20 +135,28 @@ pub fn require_archive_reachable(mirror: &str, suite: &str) -> Result<()> {
         .map_err(|e| fail(format!("DNS lookup of {host}: {e}")))?
         .next()
         .ok_or_else(|| fail(format!("{host} has no address")))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| fail(format!("connect {addr}: {e}")))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| fail(format!("connect {addr}: {e}")))?;
     if port != 80 {
         return Ok(()); // TLS: a TCP connection is all we check.
     }
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-    write!(stream, "HEAD {path}/dists/{suite}/Release HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| fail(e.to_string()))?;
+    write!(
+        stream,
+        "HEAD {path}/dists/{suite}/Release HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let mut reply = [0u8; 64];
-    let n = stream.read(&mut reply).map_err(|e| fail(format!("no HTTP answer: {e}")))?;
+    let n = stream
+        .read(&mut reply)
+        .map_err(|e| fail(format!("no HTTP answer: {e}")))?;
     let status = String::from_utf8_lossy(&reply[..n]);
     let code = status.split_whitespace().nth(1).unwrap_or("");
     if !(code.starts_with('2') || code.starts_with('3')) {
-        return Err(fail(format!("HTTP answer `{}`", status.lines().next().unwrap_or(""))));
+        return Err(fail(format!(
+            "HTTP answer `{}`",
+            status.lines().next().unwrap_or("")
+        )));
     }
     Ok(())
 }
@@ -128,7 +165,10 @@ pub fn is_installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
         .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout).contains("install ok installed")
+        })
 }
 
 static APT_UPDATED: AtomicBool = AtomicBool::new(false);
@@ -150,7 +190,11 @@ pub fn apt_update(log_dir: &Path) -> Result<()> {
 
 /// Installs the packages that are missing (nothing to do, and no root needed, when none is).
 pub fn ensure_packages(packages: &[&str], log_dir: &Path) -> Result<()> {
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !is_installed(p)).collect();
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !is_installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -166,23 +210,34 @@ pub fn ensure_packages(packages: &[&str], log_dir: &Path) -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
         &log_dir.join("apt-get-install.log"),
     )
-    .with_context(|| format!("{title} failed: see the log above; fix apt (`apt-get -f install`) and retry"))?;
+    .with_context(|| {
+        format!("{title} failed: see the log above; fix apt (`apt-get -f install`) and retry")
+    })?;
     Ok(())
 }
 
 /// Makes sure the guest target is installed for the active toolchain.
 pub fn ensure_guest_target() -> Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match installed {
         Ok(out) if out.status.success() => {
-            if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == GUEST_TARGET) {
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == GUEST_TARGET)
+            {
                 return Ok(());
             }
         }
         _ => {
             // No rustup: the target may still be there (distribution toolchains).
             let sysroot = progress::output(Command::new("rustc").args(["--print", "sysroot"]))?;
-            if Path::new(sysroot.trim()).join("lib/rustlib").join(GUEST_TARGET).is_dir() {
+            if Path::new(sysroot.trim())
+                .join("lib/rustlib")
+                .join(GUEST_TARGET)
+                .is_dir()
+            {
                 return Ok(());
             }
             bail!(
@@ -192,7 +247,9 @@ pub fn ensure_guest_target() -> Result<()> {
         }
     }
     say(format!("rustup target add {GUEST_TARGET}"));
-    let status = Command::new("rustup").args(["target", "add", GUEST_TARGET]).status()?;
+    let status = Command::new("rustup")
+        .args(["target", "add", GUEST_TARGET])
+        .status()?;
     if !status.success() {
         bail!(
             "`rustup target add {GUEST_TARGET}` failed ({status}): guests cannot be built without it; \

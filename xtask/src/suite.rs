@@ -21,7 +21,10 @@ pub struct SuiteContext {
 impl SuiteContext {
     /// A guest of `guests/` with its `xl-configs/<name>.cfg`.
     pub fn guest(&self, name: &str) -> Result<GuestSpec> {
-        let kernel = self.kernels.get(name).with_context(|| format!("guest `{name}` was not built (no guests/{name})"))?;
+        let kernel = self
+            .kernels
+            .get(name)
+            .with_context(|| format!("guest `{name}` was not built (no guests/{name})"))?;
         let cfg = guests::guest_cfg(&self.root, name);
         if !cfg.is_file() {
             bail!("guest `{name}` has no xl config {}", cfg.display());
@@ -32,9 +35,13 @@ impl SuiteContext {
     /// The Linux baseline: Debian's kernel (the dom0's) booted as a PV domU with a busybox
     /// initramfs that prints one line and powers off.
     pub fn linux_baseline(&self) -> GuestSpec {
-        GuestSpec::new("linux", &self.image.linux_domu_kernel, &self.image.linux_domu_cfg)
-            .ramdisk(&self.image.linux_domu_initramfs)
-            .timeout(Duration::from_secs(120))
+        GuestSpec::new(
+            "linux",
+            &self.image.linux_domu_kernel,
+            &self.image.linux_domu_cfg,
+        )
+        .ramdisk(&self.image.linux_domu_initramfs)
+        .timeout(Duration::from_secs(120))
     }
 }
 
@@ -49,11 +56,13 @@ pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
             .timeout(Duration::from_secs(60)),
         // The background dom0 script checks the runner's contract (DOMID, GUEST_NAME, the
         // domain visible in xenstore while the guest runs).
-        ctx.linux_baseline().expect(r"linux-domU: up, kernel").dom0_script(
-            ScriptMode::Background,
-            "set -eu\nname=$(xenstore-read /local/domain/$DOMID/name)\n\
+        ctx.linux_baseline()
+            .expect(r"linux-domU: up, kernel")
+            .dom0_script(
+                ScriptMode::Background,
+                "set -eu\nname=$(xenstore-read /local/domain/$DOMID/name)\n\
              echo \"dom0 sees domain $DOMID named $name\"\ntest \"$name\" = \"$GUEST_NAME\"\n",
-        ),
+            ),
     ])
 }
 
@@ -63,7 +72,11 @@ pub fn run_e2e(options: &RunOptions) -> Result<(Vec<GuestSpec>, LabRun)> {
     let root = guests::repo_root();
     let kernels = guests::build(&root, None)?;
     let image = lab::ensure_image(false)?;
-    let ctx = SuiteContext { root, kernels, image };
+    let ctx = SuiteContext {
+        root,
+        kernels,
+        image,
+    };
     let suite = e2e_suite(&ctx)?;
     let run = lab::run_guests(&ctx.image, &suite, options)?;
     print_summary(&run);
@@ -79,9 +92,18 @@ pub fn print_summary(run: &LabRun) {
         seconds(run.total),
         run.run_dir.display()
     ));
-    eprintln!("  {:<16} {:<14} {:>10} {:>20}", "guest", "result", "xl create", "first console line");
+    eprintln!(
+        "  {:<16} {:<14} {:>10} {:>20}",
+        "guest", "result", "xl create", "first console line"
+    );
     for g in &run.guests {
-        eprintln!("  {:<16} {:<14} {:>10} {:>20}", g.name, g.shutdown.as_str(), opt(g.create), opt(g.first_console_line));
+        eprintln!(
+            "  {:<16} {:<14} {:>10} {:>20}",
+            g.name,
+            g.shutdown.as_str(),
+            opt(g.create),
+            opt(g.first_console_line)
+        );
     }
     let first = |name: &str| run.guest(name).and_then(|g| g.first_console_line);
     if let (Some(linux), Some(hello)) = (first("linux"), first("hello")) {
@@ -99,8 +121,10 @@ pub fn adhoc(kernel: &Path, cfg: &Path, name: Option<&str>) -> Result<GuestSpec>
     let name = match name {
         Some(n) => n.to_owned(),
         None => {
-            let text = std::fs::read_to_string(cfg).with_context(|| format!("cannot read {}", cfg.display()))?;
-            let parsed = crate::xlcfg::XlConfig::parse(&text).with_context(|| format!("bad xl config {}", cfg.display()))?;
+            let text = std::fs::read_to_string(cfg)
+                .with_context(|| format!("cannot read {}", cfg.display()))?;
+            let parsed = crate::xlcfg::XlConfig::parse(&text)
+                .with_context(|| format!("bad xl config {}", cfg.display()))?;
             parsed.string("name").unwrap_or("guest").to_owned()
         }
     };

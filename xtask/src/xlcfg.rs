@@ -37,12 +37,16 @@ impl XlConfig {
         let mut finish = |statement: &mut String, at: usize| -> Result<(), ParseError> {
             let s = statement.trim();
             if !s.is_empty() {
-                let (key, value) = s
-                    .split_once('=')
-                    .ok_or_else(|| ParseError { line: at, message: format!("expected `key = value`, found `{s}`") })?;
+                let (key, value) = s.split_once('=').ok_or_else(|| ParseError {
+                    line: at,
+                    message: format!("expected `key = value`, found `{s}`"),
+                })?;
                 let key = key.trim();
                 if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(ParseError { line: at, message: format!("bad setting name `{key}`") });
+                    return Err(ParseError {
+                        line: at,
+                        message: format!("bad setting name `{key}`"),
+                    });
                 }
                 settings.insert(key.to_owned(), value.trim().to_owned());
             }
@@ -53,7 +57,10 @@ impl XlConfig {
             match (quote, c) {
                 (Some(q), _) if c == q => quote = None,
                 (Some(_), '\n') => {
-                    return Err(ParseError { line, message: "unterminated string".into() });
+                    return Err(ParseError {
+                        line,
+                        message: "unterminated string".into(),
+                    });
                 }
                 (Some(_), _) => {}
                 (None, '"' | '\'') => quote = Some(c),
@@ -81,7 +88,10 @@ impl XlConfig {
             statement.push(c);
         }
         if quote.is_some() || depth > 0 {
-            return Err(ParseError { line, message: "unterminated string or list at end of file".into() });
+            return Err(ParseError {
+                line,
+                message: "unterminated string or list at end of file".into(),
+            });
         }
         finish(&mut statement, start_line)?;
         Ok(Self { settings })

@@ -19,13 +19,15 @@ fn assert_guest(name: &str) {
         Ok(r) => r,
         Err(e) => panic!("the lab run failed: {e}"),
     };
-    let spec = suite.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("`{name}` is not in the suite"));
+    let spec = suite
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("`{name}` is not in the suite"));
     let outcome = run.guest(name).expect("every suite guest has an outcome");
     if let Err(report) = outcome.check(spec) {
         panic!("{report}");
     }
 }
-
 
 #[test]
 #[ignore = "needs the Xen lab: cargo xtask test"]
@@ -44,10 +46,20 @@ fn linux_baseline_with_background_dom0_script() {
 #[test]
 #[ignore = "needs the Xen lab: cargo xtask test"]
 fn startup_time_is_measured_for_hello_and_linux() {
-    let (_, run) = lab().as_ref().unwrap_or_else(|e| panic!("the lab run failed: {e}"));
+    let (_, run) = lab()
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the lab run failed: {e}"));
     for name in ["hello", "linux"] {
         let g = run.guest(name).expect("in the suite");
-        assert!(g.first_console_line.is_some(), "{}", g.report("no console line recorded"));
-        assert!(g.create.is_some(), "{}", g.report("no xl create time recorded"));
+        assert!(
+            g.first_console_line.is_some(),
+            "{}",
+            g.report("no console line recorded")
+        );
+        assert!(
+            g.create.is_some(),
+            "{}",
+            g.report("no xl create time recorded")
+        );
     }
 }

@@ -22,28 +22,61 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// Bump when the build steps change in a way the hashed inputs do not show.
+/// Bump when the build steps change in a way the hashed inputs do not show: BUILDER_VERSION
+/// rebuilds everything (minutes), IMAGE_VERSION only the last stage (seconds).
 const BUILDER_VERSION: &str = "lab-image-1";
+const IMAGE_VERSION: &str = "image-2";
 const SUITE: &str = "bookworm";
 const XEN_VERSION: &str = "4.17";
 /// Debian packages extracted (not installed) on the host.
-const HOST_DEBS: &[&str] =
-    &["qemu-system-x86", "qemu-system-common", "qemu-system-data", "xen-hypervisor-4.17-amd64", "busybox-static"];
+const HOST_DEBS: &[&str] = &[
+    "qemu-system-x86",
+    "qemu-system-common",
+    "qemu-system-data",
+    "xen-hypervisor-4.17-amd64",
+    "busybox-static",
+];
 /// Extra packages debootstrap puts in the minbase dom0.
 const DEBOOTSTRAP_INCLUDE: &[&str] = &["iproute2", "kmod", "procps"];
 /// What the dom0 needs: the Xen toolstack (xl, xenstored, xenconsoled, vchan-socket-proxy,
 /// test-xenstore; its dependencies bring libxenctrl, libxenstore, libxenvchan, libxenlight
 /// for peers compiled on the host), xenstore-utils, a kernel with the Xen backends, and a
 /// few tools for dom0 scripts.
-pub const DOM0_PACKAGES: &[&str] =
-    &["xen-utils-4.17", "xenstore-utils", "linux-image-amd64", "busybox", "bridge-utils"];
+pub const DOM0_PACKAGES: &[&str] = &[
+    "xen-utils-4.17",
+    "xenstore-utils",
+    "linux-image-amd64",
+    "busybox",
+    "bridge-utils",
+];
 /// Kernel module trees a dom0 in QEMU never loads (saves ~200 MB of image).
 const PRUNED_MODULE_DIRS: &[&str] = &[
-    "drivers/gpu", "drivers/media", "sound", "drivers/net/wireless", "net/wireless", "net/mac80211",
-    "drivers/infiniband", "drivers/staging", "drivers/bluetooth", "net/bluetooth", "drivers/iio",
-    "drivers/hid", "drivers/input/touchscreen", "drivers/scsi/qla2xxx", "drivers/scsi/lpfc",
-    "drivers/scsi/mpt3sas", "drivers/net/ethernet", "drivers/usb", "drivers/isdn", "fs/ocfs2",
-    "fs/btrfs", "fs/xfs", "fs/gfs2", "fs/nfs", "fs/ceph", "fs/smb",
+    "drivers/gpu",
+    "drivers/media",
+    "sound",
+    "drivers/net/wireless",
+    "net/wireless",
+    "net/mac80211",
+    "drivers/infiniband",
+    "drivers/staging",
+    "drivers/bluetooth",
+    "net/bluetooth",
+    "drivers/iio",
+    "drivers/hid",
+    "drivers/input/touchscreen",
+    "drivers/scsi/qla2xxx",
+    "drivers/scsi/lpfc",
+    "drivers/scsi/mpt3sas",
+    "drivers/net/ethernet",
+    "drivers/usb",
+    "drivers/isdn",
+    "fs/ocfs2",
+    "fs/btrfs",
+    "fs/xfs",
+    "fs/gfs2",
+    "fs/nfs",
+    "fs/ceph",
+    "fs/smb",
 ];
 
 const DOM0_INIT: &str = include_str!("../../lab/dom0-init.sh");
@@ -93,9 +126,12 @@ impl LabImage {
         Self {
             dir: image_dir.to_owned(),
             qemu: host_dir.join("root/usr/bin/qemu-system-x86_64"),
-            qemu_data_dirs: vec![host_dir.join("root/usr/share/qemu"), PathBuf::from("/usr/share/seabios")],
+            qemu_data_dirs: vec![
+                host_dir.join("root/usr/share/qemu"),
+                PathBuf::from("/usr/share/seabios"),
+            ],
             xen: image_dir.join("xen"),
-            dom0_kernel: image_dir.join("vmlinuz"),
+            dom0_kernel: image_dir.join("vmlinux"),
             dom0_initrd: image_dir.join("initrd.img"),
             dom0_root: image_dir.join("dom0-root.ext4"),
             linux_domu_kernel: image_dir.join("linux-domu/vmlinuz"),
@@ -111,7 +147,11 @@ fn hash_of(parts: &[&str]) -> String {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The stage keys, from the inputs each stage is built from.
@@ -130,8 +170,22 @@ fn keys() -> Keys {
         &DOM0_PACKAGES.join(","),
         &PRUNED_MODULE_DIRS.join(","),
     ]);
-    let image = hash_of(&[BUILDER_VERSION, &host, &rootfs, DOM0_INIT, DOM0_INITRD_INIT, &DOM0_INITRD_MODULES.join(","), LINUX_DOMU_INIT, LINUX_DOMU_CFG]);
-    Keys { host, rootfs, image }
+    let image = hash_of(&[
+        BUILDER_VERSION,
+        IMAGE_VERSION,
+        &host,
+        &rootfs,
+        DOM0_INIT,
+        DOM0_INITRD_INIT,
+        &DOM0_INITRD_MODULES.join(","),
+        LINUX_DOMU_INIT,
+        LINUX_DOMU_CFG,
+    ]);
+    Keys {
+        host,
+        rootfs,
+        image,
+    }
 }
 
 /// Makes sure the lab image exists (building what is missing or stale) and returns it.
@@ -145,7 +199,8 @@ pub fn ensure_image(force: bool) -> Result<LabImage> {
             root.display()
         );
     }
-    fs::create_dir_all(&root).with_context(|| format!("cannot create the lab cache {}", root.display()))?;
+    fs::create_dir_all(&root)
+        .with_context(|| format!("cannot create the lab cache {}", root.display()))?;
     let _lock = LabLock::acquire(&root)?;
     let keys = keys();
     let host_dir = root.join(format!("host-{}", keys.host));
@@ -172,7 +227,11 @@ pub fn ensure_image(force: bool) -> Result<LabImage> {
             build_rootfs(&rootfs_dir, &logs)?;
         }
         build_image(&image_dir, &rootfs_dir, &host_dir, &logs)?;
-        say(format!("lab image ready in {}: {}", seconds(started.elapsed()), image_dir.display()));
+        say(format!(
+            "lab image ready in {}: {}",
+            seconds(started.elapsed()),
+            image_dir.display()
+        ));
     }
     collect_garbage(&root, &[&host_dir, &rootfs_dir, &image_dir])?;
     Ok(image)
@@ -189,10 +248,16 @@ fn ensure_host_tools(dir: &Path, logs: &Path) -> Result<()> {
         let debs = partial.join("debs");
         fs::create_dir_all(&debs)?;
         // apt-get download drops privileges to _apt, which must be able to write there.
-        let _ = Command::new("chown").args(["_apt:root"]).arg(&debs).status();
+        let _ = Command::new("chown")
+            .args(["_apt:root"])
+            .arg(&debs)
+            .status();
         run_step(
             "downloading QEMU 7.2, Xen 4.17 and busybox-static packages",
-            Command::new("apt-get").arg("download").args(HOST_DEBS).current_dir(&debs),
+            Command::new("apt-get")
+                .arg("download")
+                .args(HOST_DEBS)
+                .current_dir(&debs),
             &logs.join("host-debs.log"),
         )
         .context("apt-get download failed: is the Debian archive reachable (apt-get update)?")?;
@@ -213,9 +278,17 @@ fn ensure_host_tools(dir: &Path, logs: &Path) -> Result<()> {
         fs::rename(&partial, dir)?;
     }
     // The extracted QEMU uses the host's shared libraries: install the ones it lacks.
-    if !Command::new(&qemu).arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if !Command::new(&qemu)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         setup::apt_update(logs)?;
-        let depends = progress::output(Command::new("apt-cache").args(["depends", "qemu-system-x86", "qemu-system-common"]))?;
+        let depends = progress::output(Command::new("apt-cache").args([
+            "depends",
+            "qemu-system-x86",
+            "qemu-system-common",
+        ]))?;
         let mut libs: Vec<&str> = depends
             .lines()
             .filter_map(|l| l.trim().strip_prefix("Depends: "))
@@ -240,13 +313,18 @@ fn build_rootfs(dir: &Path, logs: &Path) -> Result<()> {
         run_step(
             &format!("debootstrap {SUITE} (minbase)"),
             Command::new("debootstrap")
-                .args(["--variant=minbase", &format!("--include={}", DEBOOTSTRAP_INCLUDE.join(","))])
+                .args([
+                    "--variant=minbase",
+                    &format!("--include={}", DEBOOTSTRAP_INCLUDE.join(",")),
+                ])
                 .args([SUITE])
                 .arg(&partial)
                 .arg(&mirror),
             &logs.join("debootstrap.log"),
         )
-        .context("debootstrap failed: check the network to the Debian archive and free disk space")?;
+        .context(
+            "debootstrap failed: check the network to the Debian archive and free disk space",
+        )?;
         fs::write(partial.join(".debootstrap-done"), "")?;
     }
 
@@ -275,18 +353,39 @@ fn build_rootfs(dir: &Path, logs: &Path) -> Result<()> {
                 &logs.join(log),
             )
             .map(drop)
-            .with_context(|| format!("{title} in the dom0 tree failed: see the log; network to the Debian archive?"))
+            .with_context(|| {
+                format!(
+                    "{title} in the dom0 tree failed: see the log; network to the Debian archive?"
+                )
+            })
         };
         apt("dom0: apt-get update", &["update"], "dom0-apt-update.log")?;
-        apt("dom0: apt-get dist-upgrade", &["-y", "--no-install-recommends", "dist-upgrade"], "dom0-apt-upgrade.log")?;
+        apt(
+            "dom0: apt-get dist-upgrade",
+            &["-y", "--no-install-recommends", "dist-upgrade"],
+            "dom0-apt-upgrade.log",
+        )?;
         let mut install = vec!["-y", "--no-install-recommends", "install"];
         install.extend(DOM0_PACKAGES);
-        apt(&format!("dom0: apt-get install {}", DOM0_PACKAGES.join(" ")), &install, "dom0-apt-install.log")?;
-        progress::output(Command::new("chroot").arg(&partial).args(["apt-get", "clean"]))?;
+        apt(
+            &format!("dom0: apt-get install {}", DOM0_PACKAGES.join(" ")),
+            &install,
+            "dom0-apt-install.log",
+        )?;
+        progress::output(
+            Command::new("chroot")
+                .arg(&partial)
+                .args(["apt-get", "clean"]),
+        )?;
     }
 
     say("pruning the dom0 tree (docs, apt lists, unneeded kernel modules)");
-    for sub in ["var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"] {
+    for sub in [
+        "var/lib/apt/lists",
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/locale",
+    ] {
         let path = partial.join(sub);
         remove_tree(&path)?;
         fs::create_dir_all(&path)?;
@@ -296,7 +395,11 @@ fn build_rootfs(dir: &Path, logs: &Path) -> Result<()> {
     for sub in PRUNED_MODULE_DIRS {
         remove_tree(&modules.join("kernel").join(sub))?;
     }
-    progress::output(Command::new("chroot").arg(&partial).args(["depmod", &kernel_version]))?;
+    progress::output(
+        Command::new("chroot")
+            .arg(&partial)
+            .args(["depmod", &kernel_version]),
+    )?;
     fs::write(partial.join(".complete"), "")?;
     fs::rename(&partial, dir)?;
     Ok(())
@@ -309,11 +412,24 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     let kernel_version = kernel_version(rootfs)?;
     let boot = rootfs.join("boot");
     fs::copy(host.join("xen"), partial.join("xen"))?;
-    fs::copy(boot.join(format!("vmlinuz-{kernel_version}")), partial.join("vmlinuz"))?;
-    fs::copy(boot.join(format!("vmlinuz-{kernel_version}")), partial.join("linux-domu/vmlinuz"))?;
+    // dom0 gets the kernel's uncompressed ELF: Xen would otherwise unpack the xz payload
+    // under TCG on every boot (about 10 s).
+    let bzimage = fs::read(boot.join(format!("vmlinuz-{kernel_version}")))?;
+    fs::write(
+        partial.join("vmlinux"),
+        extract_vmlinux(&bzimage, &partial)?,
+    )?;
+    fs::copy(
+        boot.join(format!("vmlinuz-{kernel_version}")),
+        partial.join("linux-domu/vmlinuz"),
+    )?;
 
-    let busybox = fs::read(host.join("root/bin/busybox")).context("busybox-static missing from the host tools")?;
-    fs::write(partial.join("initrd.img"), dom0_initramfs(rootfs, &kernel_version, &busybox)?)?;
+    let busybox = fs::read(host.join("root/bin/busybox"))
+        .context("busybox-static missing from the host tools")?;
+    fs::write(
+        partial.join("initrd.img"),
+        dom0_initramfs(rootfs, &kernel_version, &busybox)?,
+    )?;
 
     // The Linux baseline domU: busybox-static + /init, an uncompressed newc archive.
     let mut cpio = Newc::default();
@@ -341,11 +457,22 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     };
     replace("usr/sbin/lab-init", DOM0_INIT, 0o755)?;
     replace("etc/hostname", "lab-dom0\n", 0o644)?;
-    replace("etc/hosts", "127.0.0.1 localhost\n127.0.1.1 lab-dom0\n", 0o644)?;
+    replace(
+        "etc/hosts",
+        "127.0.0.1 localhost\n127.0.1.1 lab-dom0\n",
+        0o644,
+    )?;
     // dom0's memory is fixed on Xen's command line: xl must not try to balloon it.
     let xl_conf = fs::read_to_string(staging.join("etc/xen/xl.conf")).unwrap_or_default();
-    let mut xl_conf: String =
-        xl_conf.lines().filter(|l| !l.trim_start().trim_start_matches('#').starts_with("autoballoon")).map(|l| format!("{l}\n")).collect();
+    let mut xl_conf: String = xl_conf
+        .lines()
+        .filter(|l| {
+            !l.trim_start()
+                .trim_start_matches('#')
+                .starts_with("autoballoon")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     xl_conf.push_str("autoballoon=\"off\"\n");
     replace("etc/xen/xl.conf", &xl_conf, 0o644)?;
     fs::remove_file(staging.join(".complete"))?;
@@ -358,7 +485,10 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
         .context("cannot measure the dom0 tree")?;
     let size_mib = used_kib * 5 / 4 / 1024 + 512;
     run_step(
-        &format!("mkfs.ext4 -d: dom0 root disk ({size_mib} MiB, {} MiB used)", used_kib / 1024),
+        &format!(
+            "mkfs.ext4 -d: dom0 root disk ({size_mib} MiB, {} MiB used)",
+            used_kib / 1024
+        ),
         Command::new("mkfs.ext4")
             .args(["-q", "-F", "-L", "lab-dom0", "-E", "root_owner=0:0", "-d"])
             .arg(&staging)
@@ -370,6 +500,55 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     fs::write(partial.join(".complete"), "")?;
     fs::rename(&partial, dir)?;
     Ok(())
+}
+
+/// The ELF kernel inside a Linux bzImage (boot protocol >= 2.08: `payload_offset` and
+/// `payload_length` locate the compressed kernel after the real-mode setup sectors).
+fn extract_vmlinux(bzimage: &[u8], scratch: &Path) -> Result<Vec<u8>> {
+    let field = |at: usize, len: usize| -> Result<u64> {
+        let bytes = bzimage
+            .get(at..at + len)
+            .context("bzImage header truncated")?;
+        Ok(bytes.iter().rev().fold(0u64, |v, b| v << 8 | u64::from(*b)))
+    };
+    if bzimage.get(0x202..0x206) != Some(b"HdrS") || field(0x206, 2)? < 0x208 {
+        bail!("the dom0 kernel is not a bzImage with boot protocol >= 2.08");
+    }
+    let setup_sectors = match field(0x1f1, 1)? {
+        0 => 4,
+        n => n,
+    };
+    let start = (setup_sectors + 1) * 512 + field(0x248, 4)?;
+    let end = start + field(0x24c, 4)?;
+    let payload = bzimage
+        .get(start as usize..end as usize)
+        .context("bzImage payload_offset/payload_length point outside the file")?;
+    let decompressor: &[&str] = match payload {
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => &["xz", "-dc", "--single-stream"],
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => &["zstd", "-dcq"],
+        [0x1f, 0x8b, ..] => &["gzip", "-dc"],
+        _ => bail!(
+            "unknown compression of the dom0 kernel payload (magic {:02x?})",
+            &payload[..payload.len().min(6)]
+        ),
+    };
+    let packed = scratch.join("vmlinux.packed");
+    fs::write(&packed, payload)?;
+    // The kernel appends its uncompressed size after the stream, so a "trailing garbage"
+    // warning (gzip: exit 2) is expected; the ELF magic is the real check.
+    let out = Command::new(decompressor[0])
+        .args(&decompressor[1..])
+        .arg(&packed)
+        .output()?;
+    fs::remove_file(&packed)?;
+    if out.stdout.get(..4) != Some(b"\x7fELF") {
+        bail!(
+            "unpacking the dom0 kernel with {} gave no ELF: {}",
+            decompressor[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out.stdout)
 }
 
 /// The dom0 initramfs: busybox, the root disk's modules and an init that mounts the root.
@@ -394,7 +573,11 @@ fn dom0_initramfs(rootfs: &Path, kernel_version: &str, busybox: &[u8]) -> Result
     let mut list = String::new();
     for path in &order {
         let file = format!("{}.ko", module_name(path));
-        cpio.file(&format!("lib/modules/{file}"), 0o644, &fs::read(modules_dir.join(path))?);
+        cpio.file(
+            &format!("lib/modules/{file}"),
+            0o644,
+            &fs::read(modules_dir.join(path))?,
+        );
         list += &format!("{file}\n");
     }
     cpio.file("modules", 0o644, list.as_bytes());
@@ -405,7 +588,12 @@ fn dom0_initramfs(rootfs: &Path, kernel_version: &str, busybox: &[u8]) -> Result
 fn parse_modules_dep(text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
     text.lines()
         .filter_map(|l| l.split_once(':'))
-        .map(|(m, deps)| (m.trim().to_owned(), deps.split_whitespace().map(str::to_owned).collect()))
+        .map(|(m, deps)| {
+            (
+                m.trim().to_owned(),
+                deps.split_whitespace().map(str::to_owned).collect(),
+            )
+        })
         .collect()
 }
 
@@ -423,7 +611,10 @@ fn load_order(
     if order.iter().any(|m| m == module) {
         return Ok(());
     }
-    for dep in deps.get(module).with_context(|| format!("{module} is not in modules.dep"))? {
+    for dep in deps
+        .get(module)
+        .with_context(|| format!("{module} is not in modules.dep"))?
+    {
         load_order(dep, deps, order)?;
     }
     order.push(module.to_owned());
@@ -436,7 +627,9 @@ fn kernel_version(rootfs: &Path) -> Result<String> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
     versions.sort();
-    versions.pop().context("the dom0 tree has no kernel (lib/modules is empty)")
+    versions
+        .pop()
+        .context("the dom0 tree has no kernel (lib/modules is empty)")
 }
 
 fn partial_of(dir: &Path) -> PathBuf {
@@ -450,7 +643,9 @@ fn collect_garbage(root: &Path, keep: &[&Path]) -> Result<()> {
     for entry in fs::read_dir(root)? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let is_stage = ["host-", "rootfs-", "image-"].iter().any(|p| name.starts_with(p));
+        let is_stage = ["host-", "rootfs-", "image-"]
+            .iter()
+            .any(|p| name.starts_with(p));
         if is_stage && !keep.contains(&path.as_path()) {
             say(format!("removing stale lab stage {}", path.display()));
             remove_tree(&path)?;
@@ -466,12 +661,18 @@ fn remove_tree(path: &Path) -> Result<()> {
         return Ok(());
     }
     unmount_below(path);
-    progress::output(Command::new("rm").args(["-rf", "--one-file-system"]).arg(path))?;
+    progress::output(
+        Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(path),
+    )?;
     Ok(())
 }
 
 fn unmount_below(path: &Path) {
-    let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else { return };
+    let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
     let mut points: Vec<&str> = mounts
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))
@@ -490,7 +691,9 @@ struct ChrootMounts {
 
 impl ChrootMounts {
     fn mount(root: &Path) -> Result<Self> {
-        let guard = Self { root: root.to_owned() };
+        let guard = Self {
+            root: root.to_owned(),
+        };
         let mount = |args: &[&str], target: &str| -> Result<()> {
             progress::output(Command::new("mount").args(args).arg(root.join(target)))?;
             Ok(())
@@ -518,10 +721,17 @@ impl LabLock {
         use std::os::fd::AsRawFd;
         fs::create_dir_all(root)?;
         let path = root.join("lab.lock");
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
         // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            say(format!("another lab build or run holds {}; waiting for it", path.display()));
+            say(format!(
+                "another lab build or run holds {}; waiting for it",
+                path.display()
+            ));
             // SAFETY: as above, blocking this time.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
                 return Err(std::io::Error::last_os_error()).context("flock on the lab lock");
@@ -542,7 +752,19 @@ impl Newc {
     fn entry(&mut self, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
         self.inode += 1;
         let fields = [
-            self.inode, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, rdev.0, rdev.1, name.len() as u32 + 1, 0,
+            self.inode,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len() as u32,
+            0,
+            0,
+            rdev.0,
+            rdev.1,
+            name.len() as u32 + 1,
+            0,
         ];
         self.out.extend_from_slice(b"070701");
         for f in fields {
@@ -582,7 +804,11 @@ mod tests {
         let k = keys();
         assert_eq!(k.image, keys().image, "keys are deterministic");
         assert_eq!(k.host.len(), 16);
-        assert_ne!(hash_of(&["a", "bc"]), hash_of(&["ab", "c"]), "parts are length-delimited");
+        assert_ne!(
+            hash_of(&["a", "bc"]),
+            hash_of(&["ab", "c"]),
+            "parts are length-delimited"
+        );
         assert_ne!(k.rootfs, k.image);
     }
 
@@ -594,9 +820,19 @@ mod tests {
         );
         let mut order = Vec::new();
         load_order("kernel/fs/ext4/ext4.ko", &deps, &mut order).unwrap();
-        assert_eq!(order, ["kernel/lib/crc16.ko", "kernel/fs/jbd2/jbd2.ko", "kernel/fs/ext4/ext4.ko"]);
+        assert_eq!(
+            order,
+            [
+                "kernel/lib/crc16.ko",
+                "kernel/fs/jbd2/jbd2.ko",
+                "kernel/fs/ext4/ext4.ko"
+            ]
+        );
         assert!(load_order("kernel/missing.ko", &deps, &mut order).is_err());
-        assert_eq!(module_name("kernel/arch/x86/crypto/crc32c-intel.ko"), "crc32c_intel");
+        assert_eq!(
+            module_name("kernel/arch/x86/crypto/crc32c-intel.ko"),
+            "crc32c_intel"
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ pub struct GuestSpec {
 }
 
 impl GuestSpec {
-    pub fn new(name: impl Into<String>, kernel: impl Into<PathBuf>, cfg: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        kernel: impl Into<PathBuf>,
+        cfg: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             name: name.into(),
             kernel: kernel.into(),
@@ -62,7 +66,10 @@ impl GuestSpec {
         self
     }
     pub fn dom0_script(mut self, mode: ScriptMode, script: impl Into<String>) -> Self {
-        self.dom0_script = Some(Dom0Script { mode, script: script.into() });
+        self.dom0_script = Some(Dom0Script {
+            mode,
+            script: script.into(),
+        });
         self
     }
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -212,7 +219,9 @@ impl GuestOutcome {
 
     /// The guest's panic message, if its console shows one.
     pub fn panic_message(&self) -> Option<&str> {
-        self.console.lines().rev().find(|l| l.contains("PANIC") || l.contains("panicked at") || l.contains("Kernel panic"))
+        self.console.lines().rev().find(|l| {
+            l.contains("PANIC") || l.contains("panicked at") || l.contains("Kernel panic")
+        })
     }
 
     /// Checks the outcome against the spec's expectations; the error is a readable report
@@ -220,7 +229,10 @@ impl GuestOutcome {
     pub fn check(&self, spec: &GuestSpec) -> Result<(), String> {
         let mut problems = Vec::new();
         if self.shutdown != spec.expect_shutdown {
-            problems.push(format!("ended with {}, expected {}", self.shutdown, spec.expect_shutdown));
+            problems.push(format!(
+                "ended with {}, expected {}",
+                self.shutdown, spec.expect_shutdown
+            ));
         }
         for pattern in &spec.expect_console {
             match Regex::new(pattern) {
@@ -229,10 +241,16 @@ impl GuestOutcome {
                 Err(e) => problems.push(format!("bad expectation regex /{pattern}/: {e}")),
             }
         }
-        if spec.dom0_script.as_ref().is_some_and(|s| s.mode == ScriptMode::Background)
+        if spec
+            .dom0_script
+            .as_ref()
+            .is_some_and(|s| s.mode == ScriptMode::Background)
             && self.script_status != Some(ScriptStatus::Exited(0))
         {
-            problems.push(format!("dom0 script ended with {:?}, expected exit 0", self.script_status));
+            problems.push(format!(
+                "dom0 script ended with {:?}, expected exit 0",
+                self.script_status
+            ));
         }
         if problems.is_empty() {
             return Ok(());
@@ -246,15 +264,31 @@ impl GuestOutcome {
         if let Some(panic) = self.panic_message() {
             r += &format!("panic: {panic}\n");
         }
-        r += &format!("---- console (last 25 lines) ----\n{}\n", self.console_tail(25));
+        r += &format!(
+            "---- console (last 25 lines) ----\n{}\n",
+            self.console_tail(25)
+        );
         if self.shutdown == Shutdown::CreateFailed {
-            r += &format!("---- xl create ----\n{}\n", last_lines(&self.xl_create_log, 25));
+            r += &format!(
+                "---- xl create ----\n{}\n",
+                last_lines(&self.xl_create_log, 25)
+            );
         }
         if !self.script_output.is_empty() {
-            r += &format!("---- dom0 script ({:?}) ----\n{}\n", self.script_status, last_lines(&self.script_output, 25));
+            r += &format!(
+                "---- dom0 script ({:?}) ----\n{}\n",
+                self.script_status,
+                last_lines(&self.script_output, 25)
+            );
         }
-        if matches!(self.shutdown, Shutdown::Crash | Shutdown::CreateFailed | Shutdown::Timeout) {
-            r += &format!("---- xl dmesg (last 15 lines) ----\n{}\n", last_lines(&self.xl_dmesg, 15));
+        if matches!(
+            self.shutdown,
+            Shutdown::Crash | Shutdown::CreateFailed | Shutdown::Timeout
+        ) {
+            r += &format!(
+                "---- xl dmesg (last 15 lines) ----\n{}\n",
+                last_lines(&self.xl_dmesg, 15)
+            );
         }
         r += &format!("(all logs: {})", self.dir.display());
         r

@@ -42,7 +42,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { verbose: false, boot_timeout: Duration::from_secs(300), memory_mib: 2048 }
+        Self {
+            verbose: false,
+            boot_timeout: Duration::from_secs(300),
+            memory_mib: 2048,
+        }
     }
 }
 
@@ -70,18 +74,43 @@ impl LabRun {
 pub fn validate(guests: &[GuestSpec]) -> Result<()> {
     let mut names = HashSet::new();
     for g in guests {
-        if g.name.is_empty() || !g.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            bail!("guest name `{}` must be non-empty and use only A-Z a-z 0-9 - _", g.name);
+        if g.name.is_empty()
+            || !g
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "guest name `{}` must be non-empty and use only A-Z a-z 0-9 - _",
+                g.name
+            );
         }
         if !names.insert(g.name.as_str()) {
             bail!("guest name `{}` appears twice in one lab run", g.name);
         }
-        let kernel = fs::read(&g.kernel)
-            .with_context(|| format!("guest `{}`: cannot read kernel {}", g.name, g.kernel.display()))?;
-        elf::inspect(&kernel).with_context(|| format!("guest `{}`: {} is not a bootable PV kernel", g.name, g.kernel.display()))?;
-        let cfg = fs::read_to_string(&g.cfg)
-            .with_context(|| format!("guest `{}`: cannot read xl config {}", g.name, g.cfg.display()))?;
-        XlConfig::parse(&cfg).with_context(|| format!("guest `{}`: bad xl config {}", g.name, g.cfg.display()))?;
+        let kernel = fs::read(&g.kernel).with_context(|| {
+            format!(
+                "guest `{}`: cannot read kernel {}",
+                g.name,
+                g.kernel.display()
+            )
+        })?;
+        elf::inspect(&kernel).with_context(|| {
+            format!(
+                "guest `{}`: {} is not a bootable PV kernel",
+                g.name,
+                g.kernel.display()
+            )
+        })?;
+        let cfg = fs::read_to_string(&g.cfg).with_context(|| {
+            format!(
+                "guest `{}`: cannot read xl config {}",
+                g.name,
+                g.cfg.display()
+            )
+        })?;
+        XlConfig::parse(&cfg)
+            .with_context(|| format!("guest `{}`: bad xl config {}", g.name, g.cfg.display()))?;
         for f in g.ramdisk.iter().chain(&g.extra_files) {
             if !f.is_file() {
                 bail!("guest `{}`: no such file {}", g.name, f.display());
@@ -118,7 +147,10 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
 
     let serial_log = run_dir.join("serial.log");
     let hard_limit = options.boot_timeout
-        + guests.iter().map(|g| g.timeout + Duration::from_secs(SCRIPT_GRACE_SECS + 30)).sum::<Duration>();
+        + guests
+            .iter()
+            .map(|g| g.timeout + Duration::from_secs(SCRIPT_GRACE_SECS + 30))
+            .sum::<Duration>();
     let started = Instant::now();
     let mut qemu = QemuGuard(Some(spawn_qemu(image, &job_img, options.memory_mib)?));
     say(format!(
@@ -128,7 +160,11 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
         run_dir.display()
     ));
 
-    let stdout = qemu.0.as_mut().and_then(|c| c.stdout.take()).context("QEMU stdout")?;
+    let stdout = qemu
+        .0
+        .as_mut()
+        .and_then(|c| c.stdout.take())
+        .context("QEMU stdout")?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -149,7 +185,11 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
     let mut stream = Stream::new(options.verbose, started);
     let mut timed_out = false;
     loop {
-        let limit = if stream.dom0_ready.is_none() { options.boot_timeout } else { hard_limit };
+        let limit = if stream.dom0_ready.is_none() {
+            options.boot_timeout
+        } else {
+            hard_limit
+        };
         let Some(left) = limit.checked_sub(started.elapsed()) else {
             timed_out = true;
             break;
@@ -173,18 +213,30 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
     let results = run_dir.join("results");
     fs::create_dir_all(&results)?;
     let dump = progress::output(
-        Command::new("debugfs").arg("-R").arg(format!("rdump /out {}", results.display())).arg(&job_img),
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("rdump /out {}", results.display()))
+            .arg(&job_img),
     );
     let out = results.join("out");
     if dump.is_err() || !out.is_dir() {
-        bail!("cannot read the results off the job disk {} (debugfs rdump /out): {dump:?}", job_img.display());
+        bail!(
+            "cannot read the results off the job disk {} (debugfs rdump /out): {dump:?}",
+            job_img.display()
+        );
     }
     let _ = fs::remove_file(&job_img);
-    let outcomes: Vec<GuestOutcome> = guests.iter().map(|g| read_outcome(&out.join(&g.name), g)).collect::<Result<_>>()?;
+    let outcomes: Vec<GuestOutcome> = guests
+        .iter()
+        .map(|g| read_outcome(&out.join(&g.name), g))
+        .collect::<Result<_>>()?;
 
     if stream.dom0_ready.is_none() {
         let why = if timed_out {
-            format!("dom0 did not become ready within {}", seconds(options.boot_timeout))
+            format!(
+                "dom0 did not become ready within {}",
+                seconds(options.boot_timeout)
+            )
         } else {
             format!("QEMU exited ({qemu_status}) before dom0 was ready")
         };
@@ -195,35 +247,74 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
         );
     }
     if timed_out {
-        say(format!("the lab hit its overall limit of {} and was stopped", seconds(hard_limit)));
+        say(format!(
+            "the lab hit its overall limit of {} and was stopped",
+            seconds(hard_limit)
+        ));
     }
-    Ok(LabRun { guests: outcomes, dom0_ready: stream.dom0_ready, total, run_dir, serial_log })
+    Ok(LabRun {
+        guests: outcomes,
+        dom0_ready: stream.dom0_ready,
+        total,
+        run_dir,
+        serial_log,
+    })
 }
 
 fn spawn_qemu(image: &LabImage, job_img: &Path, memory_mib: u32) -> Result<Child> {
     let mut cmd = qemu_command(image, "", memory_mib);
-    cmd.arg("-drive").arg(format!("file={},if=virtio,format=raw", job_img.display()));
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    cmd.spawn().with_context(|| format!("cannot start {}", image.qemu.display()))
+    cmd.arg("-drive")
+        .arg(format!("file={},if=virtio,format=raw", job_img.display()));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd.spawn()
+        .with_context(|| format!("cannot start {}", image.qemu.display()))
 }
 
 /// QEMU with Xen, dom0 and dom0's root disk; the serial console on stdio.
 fn qemu_command(image: &LabImage, extra_dom0_args: &str, memory_mib: u32) -> Command {
     let mut cmd = Command::new(&image.qemu);
-    cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", &memory_mib.to_string()]);
-    cmd.args(["-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none"]);
-    cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0"]);
+    cmd.args([
+        "-accel",
+        "tcg,thread=multi",
+        "-cpu",
+        "max",
+        "-smp",
+        "2",
+        "-m",
+        &memory_mib.to_string(),
+    ]);
+    cmd.args([
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-monitor",
+        "none",
+    ]);
+    cmd.args([
+        "-chardev",
+        "stdio,id=serial0,signal=off",
+        "-serial",
+        "chardev:serial0",
+    ]);
     for dir in &image.qemu_data_dirs {
         cmd.arg("-L").arg(dir);
     }
-    cmd.arg("-kernel").arg(&image.xen).args(["-append", XEN_CMDLINE]);
+    cmd.arg("-kernel")
+        .arg(&image.xen)
+        .args(["-append", XEN_CMDLINE]);
     // Multiboot modules: "path cmdline" separated by ',' (cache_root() has neither ',' nor ' ').
     cmd.arg("-initrd").arg(format!(
         "{} {DOM0_CMDLINE} {extra_dom0_args},{}",
         image.dom0_kernel.display(),
         image.dom0_initrd.display()
     ));
-    cmd.arg("-drive").arg(format!("file={},if=virtio,format=raw,snapshot=on", image.dom0_root.display()));
+    cmd.arg("-drive").arg(format!(
+        "file={},if=virtio,format=raw,snapshot=on",
+        image.dom0_root.display()
+    ));
     cmd
 }
 
@@ -267,17 +358,30 @@ struct Stream {
 
 impl Stream {
     fn new(verbose: bool, started: Instant) -> Self {
-        Self { verbose, started, dom0_ready: None }
+        Self {
+            verbose,
+            started,
+            dom0_ready: None,
+        }
     }
 
     fn lab(&self, message: &str) {
-        eprintln!("[lab {:6.1}s] {message}", self.started.elapsed().as_secs_f64());
+        eprintln!(
+            "[lab {:6.1}s] {message}",
+            self.started.elapsed().as_secs_f64()
+        );
     }
 
     fn line(&mut self, raw: &str) {
         let line = raw.trim_end_matches(['\n', '\r']);
         let Some(at) = line.find("@@LAB ") else {
-            let alarming = ["Panic on CPU", "Kernel panic", "Hardware Dom0 crashed", "Oops:", "BUG:"];
+            let alarming = [
+                "Panic on CPU",
+                "Kernel panic",
+                "Hardware Dom0 crashed",
+                "Oops:",
+                "BUG:",
+            ];
             if self.verbose {
                 eprintln!("  | {line}");
             } else if alarming.iter().any(|a| line.contains(a)) {
@@ -290,14 +394,21 @@ impl Stream {
         match event {
             "con" | "script" => {
                 let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
-                let tag = if event == "con" { name.to_owned() } else { format!("{name} (dom0)") };
+                let tag = if event == "con" {
+                    name.to_owned()
+                } else {
+                    format!("{name} (dom0)")
+                };
                 eprintln!("{tag}| {text}");
             }
             "dom0-up" => self.lab(&format!("dom0 kernel up ({rest})")),
             "dom0-ready" => {
                 let t = self.started.elapsed();
                 self.dom0_ready = Some(t);
-                self.lab(&format!("dom0 ready: xenstored, xenconsoled, backends ({} after QEMU start)", seconds(t)));
+                self.lab(&format!(
+                    "dom0 ready: xenstored, xenconsoled, backends ({} after QEMU start)",
+                    seconds(t)
+                ));
             }
             "guest-start" => self.lab(&format!("{rest}: xl create")),
             "guest-running" => self.lab(&format!("running {rest}")),
@@ -311,7 +422,9 @@ impl Stream {
 fn new_run_dir(root: &Path) -> Result<PathBuf> {
     let runs = root.join("runs");
     fs::create_dir_all(&runs)?;
-    let mut old: Vec<PathBuf> = fs::read_dir(&runs)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut old: Vec<PathBuf> = fs::read_dir(&runs)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     old.sort();
     for dir in old.iter().rev().skip(KEPT_RUNS - 1) {
         let _ = fs::remove_dir_all(dir);
@@ -337,8 +450,13 @@ fn stage_job(job: &Path, guests: &[GuestSpec]) -> Result<()> {
             link_or_copy(ramdisk, &dir.join("ramdisk"))?;
         }
         for extra in &g.extra_files {
-            let name = extra.file_name().with_context(|| format!("extra file {} has no name", extra.display()))?;
-            if ["kernel", "guest.cfg", "ramdisk", "params", "dom0.sh"].iter().any(|r| name == *r) {
+            let name = extra
+                .file_name()
+                .with_context(|| format!("extra file {} has no name", extra.display()))?;
+            if ["kernel", "guest.cfg", "ramdisk", "params", "dom0.sh"]
+                .iter()
+                .any(|r| name == *r)
+            {
                 bail!("guest `{}`: extra file name {:?} is reserved", g.name, name);
             }
             link_or_copy(extra, &dir.join(name))?;
@@ -359,7 +477,10 @@ fn stage_job(job: &Path, guests: &[GuestSpec]) -> Result<()> {
         };
         fs::write(
             dir.join("params"),
-            format!("TIMEOUT={}\nSCRIPT_MODE={mode}\nSCRIPT_GRACE={SCRIPT_GRACE_SECS}\n", g.timeout.as_secs().max(1)),
+            format!(
+                "TIMEOUT={}\nSCRIPT_MODE={mode}\nSCRIPT_GRACE={SCRIPT_GRACE_SECS}\n",
+                g.timeout.as_secs().max(1)
+            ),
         )?;
     }
     Ok(())
@@ -373,18 +494,29 @@ fn write_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_err() {
-        fs::copy(from, to).with_context(|| format!("cannot copy {} to the job disk", from.display()))?;
+        fs::copy(from, to)
+            .with_context(|| format!("cannot copy {} to the job disk", from.display()))?;
     }
     Ok(())
 }
 
 /// Reads one guest's results directory (absent: the lab never got to it).
 fn read_outcome(dir: &Path, spec: &GuestSpec) -> Result<GuestOutcome> {
-    let read = |name: &str| fs::read(dir.join(name)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let read = |name: &str| {
+        fs::read(dir.join(name))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
     let result = parse_result(&read("result"));
-    let ms = |key: &str| result.get(key).and_then(|v| v.parse::<u64>().ok()).map(Duration::from_millis);
+    let ms = |key: &str| {
+        result
+            .get(key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
+    };
     let shutdown = match result.get("reason") {
-        Some(r) => Shutdown::parse(r).with_context(|| format!("guest `{}`: unknown result reason `{r}`", spec.name))?,
+        Some(r) => Shutdown::parse(r)
+            .with_context(|| format!("guest `{}`: unknown result reason `{r}`", spec.name))?,
         None => Shutdown::NotRun,
     };
     let script_status = match result.get("script_status").map(String::as_str) {
@@ -409,7 +541,10 @@ fn read_outcome(dir: &Path, spec: &GuestSpec) -> Result<GuestOutcome> {
 }
 
 fn parse_result(text: &str) -> HashMap<String, String> {
-    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect()
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
 }
 
 fn parse_timed(text: &str) -> Vec<(Duration, String)> {
@@ -431,7 +566,13 @@ mod tests {
         assert_eq!(r["reason"], "crash");
         assert_eq!(r["first_console_ms"], "");
         let t = parse_timed("1500 hello world\n1502 \nbad line\n");
-        assert_eq!(t, vec![(Duration::from_millis(1500), "hello world".into()), (Duration::from_millis(1502), String::new())]);
+        assert_eq!(
+            t,
+            vec![
+                (Duration::from_millis(1500), "hello world".into()),
+                (Duration::from_millis(1502), String::new())
+            ]
+        );
     }
 
     #[test]
@@ -449,9 +590,16 @@ mod tests {
         let cfg = dir.join("g.cfg");
         fs::write(&cfg, "name = \"g\"\n").unwrap();
         let not_pv = dir.join("not-pv");
-        fs::write(&not_pv, b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0").unwrap();
+        fs::write(
+            &not_pv,
+            b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0",
+        )
+        .unwrap();
         let err = validate(&[GuestSpec::new("g", &not_pv, &cfg)]).unwrap_err();
-        assert!(format!("{err:#}").contains("not a bootable PV kernel"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("not a bootable PV kernel"),
+            "{err:#}"
+        );
         let err = validate(&[GuestSpec::new("bad name", &not_pv, &cfg)]).unwrap_err();
         assert!(err.to_string().contains("must be non-empty"));
         let err = validate(&[GuestSpec::new("g", dir.join("missing"), &cfg)]).unwrap_err();
