@@ -9,7 +9,7 @@
 # and streams progress to the host as "@@LAB ..." console lines.
 #
 # /job/g/<name>/ holds the guest's kernel, guest.cfg, optional ramdisk, extra files,
-# optional dom0.sh and params (TIMEOUT=secs, SCRIPT_MODE=before|background, SCRIPT_GRACE=secs).
+# xl-overrides (extra `key=value` settings, one a line), optional dom0.sh and params (TIMEOUT=secs, SCRIPT_MODE=before|background, SCRIPT_GRACE=secs).
 set -u
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 lab() { echo "@@LAB $*"; }
@@ -69,7 +69,9 @@ run_guest() { # name
     local console_pid="" script_pid="" script_follow_pid=""
     mkdir -p "$out"
     . "$dir/params"
-    local overrides=(
+    local overrides=()
+    mapfile -t overrides < "$dir/xl-overrides"
+    overrides+=(
         "name=\"$name\"" "kernel=\"$dir/kernel\""
         "on_poweroff=\"preserve\"" "on_reboot=\"preserve\"" "on_crash=\"preserve\""
         "on_watchdog=\"preserve\"" "on_soft_reset=\"preserve\""

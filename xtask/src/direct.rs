@@ -18,14 +18,21 @@ pub fn is_xen_dom0() -> bool {
     has_xl && caps.contains("control_d")
 }
 
-/// Creates the guest with `xl create` (kernel and `on_*` overridden, so the shutdown reason
+/// Creates the guest with `xl create` (`overrides`, then kernel, name and `on_*` overridden, so the shutdown reason
 /// can be read), streams its console to stdout, waits for it to end (or `timeout`), destroys
 /// it and returns how it ended.
-pub fn run(cfg: &Path, kernel: &Path, name: &str, timeout: Duration) -> Result<Shutdown> {
+pub fn run(
+    cfg: &Path,
+    kernel: &Path,
+    name: &str,
+    overrides: &[String],
+    timeout: Duration,
+) -> Result<Shutdown> {
     let started = Instant::now();
     let create = Command::new("xl")
         .args(["create", "-p"])
         .arg(cfg)
+        .args(overrides)
         .arg(format!("kernel=\"{}\"", kernel.display()))
         .arg(format!("name=\"{name}\""))
         .args([

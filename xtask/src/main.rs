@@ -12,11 +12,14 @@ const HELP: &str = "\
 cargo xtask <command>: build and run Xen PV guests, build and boot the Xen lab, run the tests
 
 COMMANDS
-  run <guest> [--lab] [--timeout SECS] [-v]
+  run <guest> [--cmdline STR] [--lab] [--timeout SECS] [-v]
       Build guests/<guest> and boot it with xl-configs/<guest>.cfg: with `xl create` when
       this machine is a Xen dom0 (xl on PATH, /proc/xen/capabilities has control_d), else
       in the Xen lab (Xen 4.17 in QEMU; --lab forces it). Streams the guest console and exits
-      with the guest's shutdown reason (below). Default timeout 60 s.
+      with the guest's shutdown reason (below). --cmdline replaces the cfg's extra= (e.g.
+      `--cmdline panic`). Default timeout 60 s; -v also shows Xen's and dom0's console.
+  build [<guest>]
+      Build all guests (or one): cargo build --release in guests/.
   test
       What CI runs (.ci/run): set-up, every host test (cargo test --workspace), then the
       end-to-end suite (xtask/src/suite.rs) in one lab boot (cargo test -p xtask --test e2e).
@@ -136,6 +139,18 @@ fn dispatch(args: &[String]) -> Result<u8> {
             Ok(0)
         }
         "run" => run(rest),
+        "build" => {
+            let a = Args::parse(rest, &[], &[])?;
+            setup::ensure_guest_target()?;
+            let kernels = guests::build(
+                &guests::repo_root(),
+                a.positional.first().map(String::as_str),
+            )?;
+            for (name, path) in kernels {
+                say(format!("{name}: {}", path.display()));
+            }
+            Ok(0)
+        }
         "test" => test(rest),
         "setup" => {
             setup_machine()?;
@@ -201,7 +216,11 @@ fn check_kernel(args: &[String]) -> Result<u8> {
 
 /// `cargo xtask run <guest>`.
 fn run(args: &[String]) -> Result<u8> {
-    let a = Args::parse(args, &["--timeout"], &["--lab", "-v", "--verbose"])?;
+    let a = Args::parse(
+        args,
+        &["--timeout", "--cmdline"],
+        &["--lab", "-v", "--verbose"],
+    )?;
     let [guest] = a.positional.as_slice() else {
         return Err(usage(
             "run takes one guest name, e.g. `cargo xtask run hello`",
@@ -242,15 +261,23 @@ fn run(args: &[String]) -> Result<u8> {
     elf::inspect(&bytes)
         .with_context(|| format!("{} is not a bootable PV kernel", kernel.display()))?;
     let timeout = a.timeout()?;
+    let mut overrides = Vec::new();
+    if let Some(cmdline) = a.value("--cmdline") {
+        if cmdline.contains(['"', '\n']) {
+            return Err(usage("--cmdline cannot contain '\"' or a newline"));
+        }
+        overrides.push(format!("extra=\"{cmdline}\""));
+    }
 
     let shutdown = if direct::is_xen_dom0() && !a.has("--lab") {
         say(format!(
             "this machine is a Xen dom0: xl create {}",
             cfg.display()
         ));
-        direct::run(&cfg, kernel, guest, timeout)?
+        direct::run(&cfg, kernel, guest, &overrides, timeout)?
     } else {
-        let spec = GuestSpec::new(guest.as_str(), kernel, &cfg).timeout(timeout);
+        let mut spec = GuestSpec::new(guest.as_str(), kernel, &cfg).timeout(timeout);
+        spec.xl_overrides = overrides;
         let image = lab::ensure_image(false)?;
         let options = RunOptions {
             verbose: a.has("-v") || a.has("--verbose"),

@@ -3,7 +3,7 @@
 //! one-line test in `tests/e2e.rs` that calls `assert_guest("<name>")`.
 
 use crate::guests;
-use crate::lab::{self, GuestSpec, LabImage, LabRun, RunOptions, ScriptMode};
+use crate::lab::{self, GuestSpec, LabImage, LabRun, RunOptions, ScriptMode, Shutdown};
 use crate::progress::{say, seconds};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -54,6 +54,18 @@ pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
             .expect(r"Xen version: 4\.17")
             .expect(r"Goodbye\.")
             .timeout(Duration::from_secs(60)),
+        // A guest that panics must be reported as crashed, with its panic message.
+        ctx.guest("hello")?
+            .named("hello-panic")
+            .xl_override(r#"extra="panic""#)
+            .expect(r"PANIC.*panic requested on the command line")
+            .expect_shutdown(Shutdown::Crash),
+        // Running out of memory is a clear message and a crash, not a hang.
+        ctx.guest("hello")?
+            .named("hello-oom")
+            .xl_override(r#"extra="oom""#)
+            .expect(r"out of memory")
+            .expect_shutdown(Shutdown::Crash),
         // The background dom0 script checks the runner's contract (DOMID, GUEST_NAME, the
         // domain visible in xenstore while the guest runs).
         ctx.linux_baseline()

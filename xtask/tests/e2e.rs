@@ -37,6 +37,18 @@ fn hello() {
 
 #[test]
 #[ignore = "needs the Xen lab: cargo xtask test"]
+fn hello_panic_is_reported_as_a_crash() {
+    assert_guest("hello-panic");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn hello_out_of_memory_is_reported_as_a_crash() {
+    assert_guest("hello-oom");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
 fn linux_baseline_with_background_dom0_script() {
     assert_guest("linux");
 }

@@ -30,6 +30,9 @@ pub struct GuestSpec {
     /// Copied next to the cfg in dom0, i.e. `/job/g/<name>/<file name>`; the cfg may name
     /// them with that absolute path (e.g. a `disk=` target).
     pub extra_files: Vec<PathBuf>,
+    /// `key=value` settings added after the cfg on the `xl create` command line, e.g.
+    /// `extra="panic"` to run the same guest with another command line.
+    pub xl_overrides: Vec<String>,
     pub dom0_script: Option<Dom0Script>,
     /// How long the guest may run before it is destroyed and reported as timed out.
     pub timeout: Duration,
@@ -51,11 +54,17 @@ impl GuestSpec {
             ramdisk: None,
             cfg: cfg.into(),
             extra_files: Vec::new(),
+            xl_overrides: Vec::new(),
             dom0_script: None,
             timeout: Duration::from_secs(60),
             expect_console: Vec::new(),
             expect_shutdown: Shutdown::Poweroff,
         }
+    }
+    /// The same guest under another name (names must be unique in one lab run).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
     pub fn ramdisk(mut self, path: impl Into<PathBuf>) -> Self {
         self.ramdisk = Some(path.into());
@@ -63,6 +72,10 @@ impl GuestSpec {
     }
     pub fn extra_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.extra_files.push(path.into());
+        self
+    }
+    pub fn xl_override(mut self, setting: impl Into<String>) -> Self {
+        self.xl_overrides.push(setting.into());
         self
     }
     pub fn dom0_script(mut self, mode: ScriptMode, script: impl Into<String>) -> Self {

@@ -111,6 +111,16 @@ pub fn validate(guests: &[GuestSpec]) -> Result<()> {
         })?;
         XlConfig::parse(&cfg)
             .with_context(|| format!("guest `{}`: bad xl config {}", g.name, g.cfg.display()))?;
+        if let Some(bad) = g
+            .xl_overrides
+            .iter()
+            .find(|o| !o.contains('=') || o.contains('\n'))
+        {
+            bail!(
+                "guest `{}`: xl override `{bad}` is not one `key=value` setting",
+                g.name
+            );
+        }
         for f in g.ramdisk.iter().chain(&g.extra_files) {
             if !f.is_file() {
                 bail!("guest `{}`: no such file {}", g.name, f.display());
@@ -453,14 +463,23 @@ fn stage_job(job: &Path, guests: &[GuestSpec]) -> Result<()> {
             let name = extra
                 .file_name()
                 .with_context(|| format!("extra file {} has no name", extra.display()))?;
-            if ["kernel", "guest.cfg", "ramdisk", "params", "dom0.sh"]
-                .iter()
-                .any(|r| name == *r)
+            if [
+                "kernel",
+                "guest.cfg",
+                "ramdisk",
+                "params",
+                "dom0.sh",
+                "xl-overrides",
+            ]
+            .iter()
+            .any(|r| name == *r)
             {
                 bail!("guest `{}`: extra file name {:?} is reserved", g.name, name);
             }
             link_or_copy(extra, &dir.join(name))?;
         }
+        let overrides: String = g.xl_overrides.iter().map(|o| format!("{o}\n")).collect();
+        fs::write(dir.join("xl-overrides"), overrides)?;
         let mode = match &g.dom0_script {
             None => "none",
             Some(script) => {
