@@ -403,13 +403,16 @@ fn test(args: &[String]) -> Result<u8> {
     setup_machine()?;
     let root = guests::repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    say("host tests: cargo test --workspace");
+    say("host tests: cargo test --workspace --no-fail-fast");
     let host = Command::new(&cargo)
         .current_dir(&root)
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .status()?;
     if !host.success() {
-        bail!("host tests failed ({host}); the end-to-end suite was not run");
+        // Go on: the e2e results are worth having too; the exit status reports the failure.
+        say(format!(
+            "host tests FAILED ({host}); running the end-to-end suite anyway"
+        ));
     }
     // Build the guests and the lab image here, so their progress is shown live.
     guests::build(&root, None)?;
@@ -433,5 +436,12 @@ fn test(args: &[String]) -> Result<u8> {
         ])
         .env("RUST_BACKTRACE", "0") // a failing guest's report is the useful part
         .status()?;
-    Ok(if e2e.success() { 0 } else { 1 })
+    if !host.success() {
+        say("host tests FAILED (see above)");
+    }
+    Ok(if e2e.success() && host.success() {
+        0
+    } else {
+        1
+    })
 }

@@ -266,18 +266,34 @@ mod tests {
     #[test]
     fn unreachable_archive_is_one_clear_error() {
         // A port that was just free on loopback: connection refused.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let err = require_archive_reachable(&format!("http://127.0.0.1:{port}/debian"), "bookworm").unwrap_err();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = require_archive_reachable(&format!("http://127.0.0.1:{port}/debian"), "bookworm")
+            .unwrap_err();
         let message = err.to_string();
-        assert!(message.starts_with("cannot reach the Debian archive at http://127.0.0.1:"), "{message}");
+        assert!(
+            message.starts_with("cannot reach the Debian archive at http://127.0.0.1:"),
+            "{message}"
+        );
         assert!(!message.contains('\n'));
         assert!(require_archive_reachable("ftp://example/debian", "bookworm").is_err());
     }
 
     #[test]
     fn too_little_disk_space_is_one_clear_error() {
-        let message = require_free_space(Path::new("/"), u64::MAX, "building the lab image").unwrap_err().to_string();
-        assert!(message.starts_with("not enough disk space for building the lab image"), "{message}");
-        assert!(require_free_space(Path::new("/nonexistent/dir"), 1, "x").is_ok(), "nearest existing ancestor is used");
+        let message = require_free_space(Path::new("/"), u64::MAX, "building the lab image")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("not enough disk space for building the lab image"),
+            "{message}"
+        );
+        assert!(
+            require_free_space(Path::new("/nonexistent/dir"), 1, "x").is_ok(),
+            "nearest existing ancestor is used"
+        );
     }
 }
