@@ -34,13 +34,27 @@ follow() { # tag name file start_ms [timed_file]
     done
 }
 
-# Stops a process group started with setsid: TERM, then KILL after a grace period.
-stop_group() { # pid grace_secs
-    local pid=$1 grace=$2 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM -- "-$pid" 2>/dev/null
-    for i in $(seq $((grace * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null
+# Waits for a child of this shell for at most `secs`, then kills its process group (it was
+# started with setsid). Sets WAIT_STATUS to its exit status, or "killed". (Polling with
+# `kill -0` cannot tell: an exited child stays a zombie until waited for.)
+WAIT_STATUS=""
+wait_or_kill() { # pid secs
+    local pid=$1 secs=$2 killer status mark=/tmp/killed.$1
+    rm -f "$mark"
+    ( sleep "$secs"; : > "$mark"; kill -TERM -- "-$pid"; sleep 2; kill -KILL -- "-$pid" ) 2>/dev/null &
+    killer=$!
+    wait "$pid"
+    status=$?
+    kill "$killer" 2>/dev/null
+    wait "$killer" 2>/dev/null
+    if [ -e "$mark" ]; then WAIT_STATUS=killed; else WAIT_STATUS=$status; fi
+    rm -f "$mark"
+}
+
+# Stops a process group started with setsid, now.
+stop_group() { # pid
+    kill -TERM -- "-$1" 2>/dev/null
+    wait "$1" 2>/dev/null
 }
 
 # Shutdown state of a domain from `xl list -v`: prints poweroff|reboot|suspend|crash|
@@ -109,6 +123,7 @@ run_guest() { # name
                 script_follow_pid=$!
             fi
             xl unpause "$name"
+            lab "trace $name unpaused"
             lab "guest-running $name domid=$domid create_ms=$create_ms"
             deadline=$(( $(now_ms) + TIMEOUT * 1000 ))
             while [ "$(now_ms)" -lt "$deadline" ]; do
@@ -118,8 +133,10 @@ run_guest() { # name
             done
             [ -n "$reason" ] || reason=timeout
             [ "$reason" = gone ] && reason=poweroff
+            lab "trace $name shutdown seen: $reason"
             sleep 0.3 # xenconsoled may not have drained the ring yet
             xl destroy "$name" > /dev/null 2>&1
+            lab "trace $name destroyed"
         else
             reason=create-failed
             sed "s/^/@@LAB script $name xl create: /" "$out/xl-create.log"
@@ -127,24 +144,16 @@ run_guest() { # name
     fi
 
     if [ -n "$script_pid" ]; then
-        local waited=0
-        while kill -0 "$script_pid" 2>/dev/null && [ $waited -lt $((SCRIPT_GRACE * 10)) ]; do
-            sleep 0.1; waited=$((waited + 1))
-        done
-        if kill -0 "$script_pid" 2>/dev/null; then
-            stop_group "$script_pid" 2
-            wait "$script_pid" 2>/dev/null
-            script_status=killed
-        else
-            wait "$script_pid"; script_status=$?
-        fi
+        wait_or_kill "$script_pid" "$SCRIPT_GRACE"
+        script_status=$WAIT_STATUS
     fi
     sleep 0.2 # the followers' last lines
-    [ -n "$console_pid" ] && stop_group "$console_pid" 1
-    [ -n "$script_follow_pid" ] && stop_group "$script_follow_pid" 1
+    [ -n "$console_pid" ] && stop_group "$console_pid"
+    [ -n "$script_follow_pid" ] && stop_group "$script_follow_pid"
     grep -v '^@@LAB-START$' "$console" > "$out/console.log" 2>/dev/null
     sed -i '/^@@LAB-START$/d' "$out/dom0-script.log"
     cp "/var/log/xen/xl-$name.log" "$out/xl.log" 2>/dev/null
+    lab "trace $name followers stopped"
     xl dmesg -c > "$out/xl-dmesg.log" 2>&1
     # Console time stamps relative to the start of xl create.
     [ -f "$out/console.abs" ] && awk -v t0="$t0" '{ i = index($0, " "); print ($1 - t0) substr($0, i) }' \

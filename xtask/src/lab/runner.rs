@@ -424,6 +424,7 @@ impl Stream {
             "guest-running" => self.lab(&format!("running {rest}")),
             "guest-end" => self.lab(&format!("ended {rest}")),
             "dom0-done" => self.lab("all guests done; dom0 shutting down"),
+            "trace" if !self.verbose => {}
             _ => self.lab(message),
         }
     }
