@@ -18,6 +18,9 @@ COMMANDS
       in the Xen lab (Xen 4.17 in QEMU; --lab forces it). Streams the guest console and exits
       with the guest's shutdown reason (below). --cmdline replaces the cfg's extra= (e.g.
       `--cmdline panic`). Default timeout 60 s; -v also shows Xen's and dom0's console.
+  xl-run <kernel> <cfg> [--name N] [--cmdline STR] [--timeout SECS]
+      On a Xen dom0: run a built kernel with `xl create` (as `run` does there), stream its
+      console, exit with its shutdown reason.
   build [<guest>]
       Build all guests (or one): cargo build --release in guests/.
   test
@@ -157,6 +160,7 @@ fn dispatch(args: &[String]) -> Result<u8> {
             Ok(0)
         }
         "check-kernel" => check_kernel(rest),
+        "xl-run" => xl_run(rest),
         "lab" => match rest.first().map(String::as_str) {
             Some("build") => {
                 let a = Args::parse(&rest[1..], &[], &["--force"])?;
@@ -261,13 +265,7 @@ fn run(args: &[String]) -> Result<u8> {
     elf::inspect(&bytes)
         .with_context(|| format!("{} is not a bootable PV kernel", kernel.display()))?;
     let timeout = a.timeout()?;
-    let mut overrides = Vec::new();
-    if let Some(cmdline) = a.value("--cmdline") {
-        if cmdline.contains(['"', '\n']) {
-            return Err(usage("--cmdline cannot contain '\"' or a newline"));
-        }
-        overrides.push(format!("extra=\"{cmdline}\""));
-    }
+    let overrides = cmdline_override(&a)?;
 
     let shutdown = if direct::is_xen_dom0() && !a.has("--lab") {
         say(format!(
@@ -326,6 +324,43 @@ fn report_outcome(outcome: &lab::GuestOutcome) {
             outcome.report(&format!("ended with {}", outcome.shutdown))
         ),
     }
+}
+
+/// `cargo xtask xl-run <kernel> <cfg>`: the real-dom0 path without building anything.
+fn xl_run(args: &[String]) -> Result<u8> {
+    let a = Args::parse(args, &["--name", "--cmdline", "--timeout"], &[])?;
+    let [kernel, cfg] = a.positional.as_slice() else {
+        return Err(usage("xl-run takes <kernel> <cfg>"));
+    };
+    if !direct::is_xen_dom0() {
+        bail!(
+            "xl-run needs a Xen dom0 (xl on PATH and control_d in /proc/xen/capabilities); elsewhere use `cargo xtask lab run`"
+        );
+    }
+    let bytes = std::fs::read(kernel).with_context(|| format!("cannot read kernel {kernel}"))?;
+    elf::inspect(&bytes).with_context(|| format!("{kernel} is not a bootable PV kernel"))?;
+    let spec = suite::adhoc(kernel.as_ref(), cfg.as_ref(), a.value("--name").as_deref())?;
+    let overrides = cmdline_override(&a)?;
+    let kernel = std::fs::canonicalize(kernel)?;
+    say(format!("this machine is a Xen dom0: xl create {cfg}"));
+    let shutdown = direct::run(cfg.as_ref(), &kernel, &spec.name, &overrides, a.timeout()?)?;
+    say(format!(
+        "guest `{}` ended: {shutdown} (exit status {})",
+        spec.name,
+        shutdown.exit_code()
+    ));
+    Ok(shutdown.exit_code() as u8)
+}
+
+fn cmdline_override(a: &Args) -> Result<Vec<String>> {
+    let mut overrides = Vec::new();
+    if let Some(cmdline) = a.value("--cmdline") {
+        if cmdline.contains(['"', '\n']) {
+            return Err(usage("--cmdline cannot contain '\"' or a newline"));
+        }
+        overrides.push(format!("extra=\"{cmdline}\""));
+    }
+    Ok(overrides)
 }
 
 /// `cargo xtask lab run <kernel> <cfg> ...`.

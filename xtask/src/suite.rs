@@ -16,6 +16,9 @@ pub struct SuiteContext {
     /// Built guest kernels by guest name.
     pub kernels: BTreeMap<String, PathBuf>,
     pub image: LabImage,
+    /// This CLI's own binary, when known (integration tests get it from cargo), to check
+    /// `cargo xtask run`'s real-dom0 path inside the lab's dom0.
+    pub xtask_binary: Option<PathBuf>,
 }
 
 impl SuiteContext {
@@ -47,7 +50,7 @@ impl SuiteContext {
 
 /// The suite, in run order.
 pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
-    Ok(vec![
+    let mut suite = vec![
         ctx.guest("hello")?
             .expect(r"Hello from a Rust unikernel on Xen!")
             .expect(r#"command line: "greeting=Hello""#)
@@ -75,12 +78,32 @@ pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
                 "set -eu\nname=$(xenstore-read /local/domain/$DOMID/name)\n\
              echo \"dom0 sees domain $DOMID named $name\"\ntest \"$name\" = \"$GUEST_NAME\"\n",
             ),
-    ])
+    ];
+    if let Some(xtask) = &ctx.xtask_binary {
+        // On a real Xen host `cargo xtask run` uses xl directly (xtask/src/direct.rs): check
+        // that path in the lab's dom0, which is one, with this very binary.
+        suite.push(
+            ctx.guest("hello")?
+                .named("hello-xl-run")
+                .extra_file(xtask)
+                .dom0_script(
+                    ScriptMode::Before,
+                    "./xtask xl-run ./kernel ./guest.cfg --name hello-direct --timeout 60\n",
+                )
+                .expect_script_output(r"this machine is a Xen dom0")
+                .expect_script_output(r"Hello from a Rust unikernel on Xen!")
+                .expect_script_output(r"ended: poweroff \(exit status 0\)"),
+        );
+    }
+    Ok(suite)
 }
 
 /// Builds the guests and the lab image, then runs the whole suite in one lab boot. Returns
 /// the specs (for the expectations) and the run.
-pub fn run_e2e(options: &RunOptions) -> Result<(Vec<GuestSpec>, LabRun)> {
+pub fn run_e2e(
+    options: &RunOptions,
+    xtask_binary: Option<PathBuf>,
+) -> Result<(Vec<GuestSpec>, LabRun)> {
     let root = guests::repo_root();
     let kernels = guests::build(&root, None)?;
     let image = lab::ensure_image(false)?;
@@ -88,6 +111,7 @@ pub fn run_e2e(options: &RunOptions) -> Result<(Vec<GuestSpec>, LabRun)> {
         root,
         kernels,
         image,
+        xtask_binary,
     };
     let suite = e2e_suite(&ctx)?;
     let run = lab::run_guests(&ctx.image, &suite, options)?;

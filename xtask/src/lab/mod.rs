@@ -40,6 +40,8 @@ pub struct GuestSpec {
     pub expect_console: Vec<String>,
     /// How the guest must end.
     pub expect_shutdown: Shutdown,
+    /// Regexes the dom0 script's output must match.
+    pub expect_script_output: Vec<String>,
 }
 
 impl GuestSpec {
@@ -59,6 +61,7 @@ impl GuestSpec {
             timeout: Duration::from_secs(60),
             expect_console: Vec::new(),
             expect_shutdown: Shutdown::Poweroff,
+            expect_script_output: Vec::new(),
         }
     }
     /// The same guest under another name (names must be unique in one lab run).
@@ -91,6 +94,10 @@ impl GuestSpec {
     }
     pub fn expect(mut self, regex: impl Into<String>) -> Self {
         self.expect_console.push(regex.into());
+        self
+    }
+    pub fn expect_script_output(mut self, regex: impl Into<String>) -> Self {
+        self.expect_script_output.push(regex.into());
         self
     }
     pub fn expect_shutdown(mut self, shutdown: Shutdown) -> Self {
