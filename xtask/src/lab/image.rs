@@ -20,7 +20,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Bump when the build steps change in a way the hashed inputs do not show: BUILDER_VERSION
 /// rebuilds everything (minutes), IMAGE_VERSION only the last stage (seconds).
@@ -638,20 +638,52 @@ fn partial_of(dir: &Path) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Removes stages other than the current ones (old hashes, interrupted builds).
-fn collect_garbage(root: &Path, keep: &[&Path]) -> Result<()> {
-    for entry in fs::read_dir(root)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let is_stage = ["host-", "rootfs-", "image-"]
-            .iter()
-            .any(|p| name.starts_with(p));
-        if is_stage && !keep.contains(&path.as_path()) {
-            say(format!("removing stale lab stage {}", path.display()));
-            remove_tree(&path)?;
+/// Stages of each kind kept besides the current one: several checkouts (branches,
+/// worktrees) of the project share the cache and must not delete each other's stages.
+const KEPT_OTHER_STAGES: usize = 2;
+/// Other stages unused for this long are removed whatever their number.
+const STAGE_MAX_IDLE: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// Marks the current stages as used and removes old ones: per kind, beyond the
+/// KEPT_OTHER_STAGES most recently used others, or idle for STAGE_MAX_IDLE; and
+/// interrupted builds (`*.partial`) of other keys. Runs under the lab lock.
+fn collect_garbage(root: &Path, current: &[&Path]) -> Result<()> {
+    for dir in current {
+        fs::write(dir.join(".last-used"), "")?;
+    }
+    for kind in ["host-", "rootfs-", "image-"] {
+        let mut others: Vec<(SystemTime, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(root)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !name.starts_with(kind) || current.iter().any(|c| path.starts_with(c)) {
+                continue;
+            }
+            if name.ends_with(".partial") {
+                if !current.iter().any(|c| partial_of(c) == path) {
+                    remove_stage(&path)?;
+                }
+                continue;
+            }
+            let used = fs::metadata(path.join(".last-used"))
+                .and_then(|m| m.modified())
+                .unwrap_or(UNIX_EPOCH);
+            others.push((used, path));
+        }
+        others.sort_by_key(|(used, _)| std::cmp::Reverse(*used)); // most recently used first
+        for (index, (used, path)) in others.iter().enumerate() {
+            let idle = SystemTime::now().duration_since(*used).unwrap_or_default();
+            if index >= KEPT_OTHER_STAGES || idle > STAGE_MAX_IDLE {
+                remove_stage(path)?;
+            }
         }
     }
     Ok(())
+}
+
+fn remove_stage(path: &Path) -> Result<()> {
+    say(format!("removing old lab stage {}", path.display()));
+    remove_tree(path)
 }
 
 /// `rm -rf` that never follows into a mounted file system (a chroot left mounted by a killed
