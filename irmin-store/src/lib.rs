@@ -22,6 +22,8 @@ pub mod merge;
 pub mod object;
 pub mod pack;
 pub mod path;
+#[cfg(feature = "std")]
+pub mod remote;
 pub mod store;
 pub mod sync;
 pub mod zlib;

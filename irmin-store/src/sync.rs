@@ -8,6 +8,8 @@ use crate::backend::{Backend, RawObject};
 use crate::error::{Error, Result};
 use crate::hash::ObjectId;
 use crate::object::{Commit, Mode, ObjectKind, Tag, Tree};
+use crate::path::branch_ref;
+use crate::store::Repo;
 
 fn read<B: Backend + ?Sized>(b: &B, id: &ObjectId) -> Result<RawObject> {
     b.read_object(id)?.ok_or(Error::MissingObject(*id))
@@ -153,4 +155,72 @@ fn mark_tree<B: Backend + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Copy the objects `src` has under `roots` that `dst` lacks (`dst_refs`: what `dst` has).
+fn copy_objects<A: Backend, B: Backend>(
+    src: &Repo<A>,
+    dst: &mut Repo<B>,
+    roots: &[ObjectId],
+) -> Result<usize> {
+    let mut exclude = BTreeSet::new();
+    for (_, id) in dst.backend.list_refs("refs/")? {
+        if src.backend.has_object(&id)? {
+            exclude.insert(id);
+        }
+    }
+    let objects = reachable(&src.backend, roots, &exclude)?;
+    let n = objects.len();
+    for (id, obj, _) in objects {
+        dst.backend.write_object(&id, obj.kind, &obj.data)?;
+    }
+    Ok(n)
+}
+
+/// Store-to-store fetch (any two backends, `no_std`): every branch of `src` lands in
+/// `dst` as `refs/remotes/<remote_name>/<branch>`. Returns the branches copied.
+pub fn fetch_from<A: Backend, B: Backend>(
+    dst: &mut Repo<B>,
+    src: &Repo<A>,
+    remote_name: &str,
+) -> Result<Vec<(alloc::string::String, ObjectId)>> {
+    let branches = src.branches()?;
+    let roots: Vec<ObjectId> = branches.iter().map(|(_, id)| *id).collect();
+    copy_objects(src, dst, &roots)?;
+    for (name, id) in &branches {
+        let local = alloc::format!("refs/remotes/{remote_name}/{name}");
+        let current = dst.backend.read_ref(&local)?;
+        if current != Some(*id) {
+            dst.update_ref(&local, current, Some(*id))?;
+        }
+    }
+    Ok(branches)
+}
+
+/// Store-to-store push of `branch` from `src` into `dst`, fast-forward only unless
+/// `force` (`Error::RefChanged` otherwise). The update is a CAS on `dst`'s branch.
+pub fn push_to<A: Backend, B: Backend>(
+    src: &Repo<A>,
+    dst: &mut Repo<B>,
+    branch: &str,
+    force: bool,
+) -> Result<ObjectId> {
+    let name = branch_ref(branch)?;
+    let new = src
+        .backend
+        .read_ref(&name)?
+        .ok_or(Error::RefNotFound(name.clone()))?;
+    let old = dst.backend.read_ref(&name)?;
+    if let Some(old) = old {
+        if !force && (!src.backend.has_object(&old)? || !src.is_ancestor(&old, &new)?) {
+            return Err(Error::RefChanged {
+                name,
+                expected: Some(old),
+                actual: Some(new),
+            });
+        }
+    }
+    copy_objects(src, dst, &[new])?;
+    dst.update_ref(&name, old, Some(new))?;
+    Ok(new)
 }

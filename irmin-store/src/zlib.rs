@@ -29,6 +29,11 @@ pub fn deflate(parts: &[&[u8]], level: u8) -> Vec<u8> {
 /// Inflate a zlib stream that must produce exactly `expected` bytes. Returns the data and
 /// the number of input bytes consumed (so a pack parser can find the next entry).
 pub fn inflate_exact(input: &[u8], expected: usize) -> Result<(Vec<u8>, usize)> {
+    // Deflate cannot expand more than ~1032:1; a larger claimed size is a lie, and
+    // believing it would mean a huge allocation from a few hostile bytes.
+    if expected > input.len().saturating_mul(1032).saturating_add(64) {
+        return Err(Error::corrupt(CorruptKind::LengthMismatch));
+    }
     let mut state = DecompressorOxide::new();
     let mut out = vec![0u8; expected.max(1)];
     let flags = inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
@@ -82,5 +87,6 @@ mod tests {
         assert!(inflate_limited(&z[..zlen], 5).is_err());
         let (empty, _) = inflate_exact(&deflate(&[b""], FAST), 0).unwrap();
         assert!(empty.is_empty());
+        assert!(inflate_exact(&z, usize::MAX / 2).is_err());
     }
 }

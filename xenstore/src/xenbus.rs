@@ -254,16 +254,26 @@ impl<'c, T: Transport, M: Timer> Frontend<'c, T, M> {
     }
 
     /// The usual connection sequence: `Initialising`; wait for the backend to reach
-    /// `InitWait` (or later); publish `keys` together with `Initialised`; wait for the backend
-    /// to be `Connected`; then `Connected`.
-    pub async fn connect(&self, keys: &[(&str, &[u8])]) -> Result<(), XenbusError> {
+    /// `InitWait` (or later); publish `keys` together with `published` in one transaction;
+    /// wait for the backend to be `Connected`; then `Connected`.
+    ///
+    /// `published` is `Initialised` for drivers that connect only after the backend did
+    /// (blkfront) and `Connected` for those that announce themselves ready at once
+    /// (netfront).
+    pub async fn connect(
+        &self,
+        keys: &[(&str, &[u8])],
+        published: XenbusState,
+    ) -> Result<(), XenbusError> {
         self.set_state(XenbusState::Initialising).await?;
         self.wait_for_backend(|s| s >= XenbusState::InitWait && !s.is_closing())
             .await?;
-        self.publish(keys, Some(XenbusState::Initialised)).await?;
+        self.publish(keys, Some(published)).await?;
         self.wait_for_backend(|s| s == XenbusState::Connected)
             .await?;
-        self.set_state(XenbusState::Connected).await?;
+        if published != XenbusState::Connected {
+            self.set_state(XenbusState::Connected).await?;
+        }
         Ok(())
     }
 
@@ -276,6 +286,21 @@ impl<'c, T: Transport, M: Timer> Frontend<'c, T, M> {
         }
         self.set_state(XenbusState::Closed).await?;
         Ok(())
+    }
+}
+
+/// The frontend device nodes of one class in this domain, e.g. `device/vif/0` for
+/// `class = "vif"` (relative to the domain's home, as `Frontend::new` accepts them).
+pub async fn list_devices<T: Transport, M: Timer>(
+    client: &Client<T, M>,
+    home: &str,
+    class: &str,
+) -> Result<Vec<String>, XenbusError> {
+    let dir = format!("{home}/device/{class}");
+    match client.directory(&dir).await {
+        Ok(ids) => Ok(ids.into_iter().map(|id| format!("{dir}/{id}")).collect()),
+        Err(Error::Xenstore(ErrorCode::ENOENT)) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -290,3 +290,143 @@ async fn requests_in_flight_are_matched_out_of_order() {
     let (_, r) = tokio::join!(script, client.request(&raw, 0));
     assert_eq!(r.unwrap().payload, b"z");
 }
+
+/// Requests and watches of different tasks share one connection: a task that got its watch
+/// event and then waits on something else must not strand another task's request.
+#[tokio::test(flavor = "current_thread")]
+async fn transport_is_handed_over_between_tasks() {
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let (client, mut server) = pair(Duration::from_secs(3));
+            let client = std::rc::Rc::new(client);
+            let (got_event_tx, got_event_rx) = tokio::sync::oneshot::channel::<()>();
+            let release = std::rc::Rc::new(tokio::sync::Notify::new());
+
+            // The request task sends first and waits.
+            let c = client.clone();
+            let request = tokio::task::spawn_local(async move { c.read("/r").await });
+            let (read_header, _) = next_request(&mut server).await;
+
+            // The watch task registers (acked), then polls last: it holds the transport's waker.
+            let c = client.clone();
+            let r = release.clone();
+            let watcher = tokio::task::spawn_local(async move {
+                let mut w = c.watch("/w").await.unwrap();
+                let ev = w.next().await.unwrap();
+                got_event_tx.send(()).unwrap();
+                // Busy with something else, not polling the watch.
+                r.notified().await;
+                ev.path
+            });
+            let (watch_header, payload) = next_request(&mut server).await;
+            assert!(payload.starts_with(b"/w\0"));
+            let token = payload[3..payload.len() - 1].to_vec();
+            send(
+                &mut server,
+                MessageType::Watch as u32,
+                watch_header.req_id,
+                b"OK\0",
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+
+            let mut event = b"/w\0".to_vec();
+            event.extend_from_slice(&token);
+            event.push(0);
+            send(&mut server, MessageType::WatchEvent as u32, 0, &event).await;
+            got_event_rx.await.unwrap();
+            send(&mut server, READ, read_header.req_id, b"value").await;
+
+            assert_eq!(request.await.unwrap().unwrap(), b"value");
+            release.notify_one();
+            assert_eq!(watcher.await.unwrap(), "/w");
+        })
+        .await;
+}
+
+/// Client futures can be spawned on tokio's multi-threaded runtime.
+#[tokio::test]
+async fn client_and_its_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_sync<T: Sync>(_: &T) {}
+    let (client, _server) = pair(Duration::from_secs(1));
+    assert_send(&client);
+    assert_sync(&client);
+    assert_send(&client.read("/a"));
+    assert_send(&client.write("/a", "v"));
+    assert_send(&client.directory("/a"));
+    assert_send(&client.watch("/a"));
+    assert_send(&client.wait_until("/a", |v| v.is_some()));
+    let client = std::sync::Arc::new(client);
+    let c = client.clone();
+    let task = tokio::spawn(async move { c.read("/spawned").await });
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+}
+
+/// A transaction dropped without commit or abort is aborted with the next I/O.
+#[tokio::test]
+async fn dropped_transaction_sends_an_abort() {
+    let (client, mut server) = pair(Duration::from_secs(5));
+    let script = async {
+        let (h, _) = next_request(&mut server).await;
+        assert_eq!(h.msg_type, MessageType::TransactionStart as u32);
+        send(
+            &mut server,
+            MessageType::TransactionStart as u32,
+            h.req_id,
+            b"42\0",
+        )
+        .await;
+        // The abort comes first (queued by the drop), then the next request.
+        let (h, payload) = next_request(&mut server).await;
+        assert_eq!(
+            (h.msg_type, h.tx_id, payload.as_slice()),
+            (MessageType::TransactionEnd as u32, 42, &b"F\0"[..])
+        );
+        send(
+            &mut server,
+            MessageType::TransactionEnd as u32,
+            h.req_id,
+            b"OK\0",
+        )
+        .await;
+        let (h, _) = next_request(&mut server).await;
+        assert_eq!((h.msg_type, h.tx_id), (READ, 0));
+        send(&mut server, READ, h.req_id, b"v").await;
+        // A committed transaction sends no extra abort.
+        let (h, _) = next_request(&mut server).await;
+        send(
+            &mut server,
+            MessageType::TransactionStart as u32,
+            h.req_id,
+            b"43\0",
+        )
+        .await;
+        let (h, payload) = next_request(&mut server).await;
+        assert_eq!((h.tx_id, payload.as_slice()), (43, &b"T\0"[..]));
+        send(
+            &mut server,
+            MessageType::TransactionEnd as u32,
+            h.req_id,
+            b"OK\0",
+        )
+        .await;
+        let (h, _) = next_request(&mut server).await;
+        assert_eq!((h.msg_type, h.tx_id), (READ, 0));
+        send(&mut server, READ, h.req_id, b"w").await;
+    };
+    let checks = async {
+        let tx = client.transaction_start().await.unwrap();
+        assert_eq!(tx.id(), 42);
+        drop(tx);
+        assert_eq!(client.read("/a").await.unwrap(), b"v");
+        let tx = client.transaction_start().await.unwrap();
+        tx.commit().await.unwrap();
+        drop(tx);
+        assert_eq!(client.read("/b").await.unwrap(), b"w");
+    };
+    tokio::join!(script, checks);
+    assert_eq!(client.anomalies(), Default::default());
+}

@@ -120,6 +120,16 @@ async fn errors_and_removal(kind: Kind) {
         Err(Error::InvalidRequest(_))
     ));
     assert_eq!(c.read("/r").await.unwrap(), b"");
+    // The 2048-byte limit outside /local/domain/N/ holds for dom0 too: the longest path
+    // passes the local check and the daemon; one byte more is refused locally.
+    let longest = format!("/long/{}", "x".repeat(2042));
+    c.write(&longest, "v").await.unwrap();
+    assert_eq!(d.tool_ok("xenstore-read", &[&longest]), "v\n");
+    let too_long = format!("/long/{}", "x".repeat(2043));
+    assert!(matches!(
+        c.write(&too_long, "v").await,
+        Err(Error::InvalidRequest(_))
+    ));
     // TRANSACTION_END for a transaction that does not exist.
     let reply = c
         .request(&Request::TransactionEnd { commit: true }, 4242)
@@ -361,4 +371,87 @@ async fn dead_daemon_is_an_error_not_a_hang(kind: Kind) {
         }
     }
     assert!(c.write("/alive", "2").await.unwrap_err().is_fatal());
+}
+
+per_daemon!(domain_management_requests);
+async fn domain_management_requests(kind: Kind) {
+    let d = Daemon::start(kind);
+    let c = d.client().await;
+    assert_eq!(c.is_domain_introduced(7).await, Ok(false));
+    assert!(matches!(c.release(7).await, Err(Error::Xenstore(_))));
+    assert!(matches!(c.resume(7).await, Err(Error::Xenstore(_))));
+    assert_eq!(
+        c.set_target(7, 8).await,
+        Err(Error::Xenstore(ErrorCode::ENOENT))
+    );
+    assert_eq!(
+        c.get_permissions("/").await.unwrap(),
+        [Permission::new(0, Access::None)]
+    );
+    assert!(!c.control(&[b"help"]).await.unwrap().is_empty());
+    c.reset_watches().await.unwrap();
+    if kind == Kind::C {
+        // The shim lets cxenstored map a fake ring for domain 7, so introduction works and
+        // fires the special watches. (oxenstored needs more of libxenctrl than the shim fakes.)
+        let mut introduced = c.watch("@introduceDomain").await.unwrap();
+        let mut released = c.watch("@releaseDomain").await.unwrap();
+        let wait = Duration::from_secs(5);
+        assert_eq!(
+            c.with_timeout(wait, introduced.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .path,
+            "@introduceDomain"
+        );
+        assert_eq!(
+            c.with_timeout(wait, released.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .path,
+            "@releaseDomain"
+        );
+        c.introduce(7, 1234, 5).await.unwrap();
+        assert_eq!(
+            c.with_timeout(wait, introduced.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .path,
+            "@introduceDomain"
+        );
+        assert_eq!(c.is_domain_introduced(7).await, Ok(true));
+        c.release(7).await.unwrap();
+        assert_eq!(
+            c.with_timeout(wait, released.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .path,
+            "@releaseDomain"
+        );
+        assert_eq!(c.is_domain_introduced(7).await, Ok(false));
+    }
+}
+
+per_daemon!(dropped_transactions_leave_nothing_behind);
+async fn dropped_transactions_leave_nothing_behind(kind: Kind) {
+    let d = Daemon::start(kind);
+    let c = d.client().await;
+    // Dropped transactions are aborted (the abort itself is checked in bad_input.rs): their
+    // writes never appear, and the connection goes on working.
+    for i in 0..30 {
+        let tx = c.transaction_start().await.unwrap();
+        tx.write("/dropped", i.to_string()).await.unwrap();
+        drop(tx);
+    }
+    assert_eq!(
+        c.read("/dropped").await,
+        Err(Error::Xenstore(ErrorCode::ENOENT))
+    );
+    let tx = c.transaction_start().await.unwrap();
+    tx.write("/kept", "1").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(d.tool_ok("xenstore-read", &["/kept"]), "1\n");
 }

@@ -258,6 +258,15 @@ fn path_rules_match_cxenstored() {
     assert_eq!(path::validate(&ok_rel, Node), Ok(()));
     let long_rel = format!("/local/domain/12/{}", "b".repeat(REL_PATH_MAX + 1));
     assert_eq!(path::validate(&long_rel, Node), Err(PathError::TooLong));
+    // Elsewhere the whole path counts.
+    assert_eq!(
+        path::validate(&format!("/tool/{}", "d".repeat(2042)), Node),
+        Ok(())
+    );
+    assert_eq!(
+        path::validate(&format!("/tool/{}", "d".repeat(2043)), Node),
+        Err(PathError::TooLong)
+    );
     assert_eq!(
         path::validate(&"c".repeat(REL_PATH_MAX + 1), Node),
         Err(PathError::TooLong)
@@ -446,4 +455,59 @@ fn header_limits() {
     );
     assert_eq!(MessageType::try_from(21), Ok(MessageType::ResetWatches));
     assert_eq!(MessageType::try_from(22), Ok(MessageType::DirectoryPart));
+}
+
+#[test]
+fn daemon_side_decoding() {
+    use xenstore::wire::decode_request;
+    let mut frame = Vec::new();
+    Request::Write {
+        path: "/a",
+        value: b"v",
+    }
+    .encode(9, 3, &mut frame)
+    .unwrap();
+    let (header, request) = decode_request(&frame).unwrap();
+    assert_eq!((header.req_id, header.tx_id), (9, 3));
+    assert_eq!(
+        request,
+        Ok(Request::Write {
+            path: "/a",
+            value: b"v"
+        })
+    );
+    // Well framed, bad payload: answered with EINVAL under the same req_id.
+    let bad = [
+        &Header {
+            msg_type: 2,
+            req_id: 5,
+            tx_id: 0,
+            len: 3,
+        }
+        .to_bytes()[..],
+        b"a b",
+    ]
+    .concat();
+    let (header, request) = decode_request(&bad).unwrap();
+    assert_eq!(header.req_id, 5);
+    assert_eq!(request.unwrap_err().error_code(), ErrorCode::EINVAL);
+    let unknown = Header {
+        msg_type: 20,
+        req_id: 6,
+        tx_id: 0,
+        len: 0,
+    }
+    .to_bytes();
+    assert_eq!(
+        decode_request(&unknown).unwrap().1,
+        Err(WireError::UnknownMessageType(20))
+    );
+    assert_eq!(
+        decode_request(&frame[..frame.len() - 1]).unwrap_err(),
+        WireError::Truncated
+    );
+    assert_eq!(
+        WireError::PayloadTooLong(5000).error_code(),
+        ErrorCode::E2BIG
+    );
 }

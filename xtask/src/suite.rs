@@ -35,6 +35,11 @@ impl SuiteContext {
         Ok(GuestSpec::new(name, kernel, cfg))
     }
 
+    /// A file of the repository (e.g. a guest's dom0 script).
+    pub fn read(&self, path: &str) -> Result<String> {
+        std::fs::read_to_string(self.root.join(path)).with_context(|| format!("cannot read {path}"))
+    }
+
     /// The Linux baseline: Debian's kernel (the dom0's) booted as a PV domU with a busybox
     /// initramfs that prints one line and powers off.
     pub fn linux_baseline(&self) -> GuestSpec {
@@ -78,6 +83,16 @@ pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
                 "set -eu\nname=$(xenstore-read /local/domain/$DOMID/name)\n\
              echo \"dom0 sees domain $DOMID named $name\"\ntest \"$name\" = \"$GUEST_NAME\"\n",
             ),
+        // Event channels, grants, timers and the executor against the real hypervisor.
+        ctx.guest("xen-core-test")?
+            .expect(r"xen-core-test: [1-9][0-9]* passed, 0 failed")
+            .timeout(Duration::from_secs(180)),
+        // The xenstore client over the guest ring, with a dom0 peer answering through
+        // xenstore-write while the guest waits.
+        ctx.guest("xenstore-test")?
+            .dom0_script(ScriptMode::Background, ctx.read("guests/xenstore-test/dom0/peer.sh")?)
+            .expect(r"xenstore-test: [1-9][0-9]* passed, 0 failed")
+            .timeout(Duration::from_secs(120)),
     ];
     if let Some(xtask) = &ctx.xtask_binary {
         // On a real Xen host `cargo xtask run` uses xl directly (xtask/src/direct.rs): check

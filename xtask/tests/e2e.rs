@@ -53,6 +53,18 @@ fn hello_out_of_memory_is_reported_as_a_crash() {
     assert_guest("hello-oom");
 }
 
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn xen_core_test() {
+    assert_guest("xen-core-test");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn xenstore_test_with_dom0_peer() {
+    assert_guest("xenstore-test");
+}
+
 /// `cargo xtask run`'s path for a real Xen host (xl create + xl console), run in dom0.
 #[test]
 #[ignore = "needs the Xen lab: cargo xtask test"]

@@ -427,6 +427,11 @@ impl GitDir {
             Ok(text) => {
                 let t = text.trim_end();
                 if let Some(target) = t.strip_prefix("ref: ") {
+                    // A symbolic ref must name a ref, never a path outside refs/.
+                    crate::path::check_ref_name(target)?;
+                    if !target.starts_with("refs/") {
+                        return Err(Error::InvalidRefName(target.to_string()));
+                    }
                     return self.read_ref_inner(target, depth + 1);
                 }
                 Ok(Some(ObjectId::from_hex(t)?))
@@ -783,6 +788,16 @@ impl Backend for GitDir {
             }
         }
         Ok(out.into_iter().collect())
+    }
+
+    fn store_pack(&mut self, data: &[u8], indexed: &pack::IndexedPack) -> Result<()> {
+        let mut entries: Vec<(ObjectId, u64, u32)> = indexed
+            .objects
+            .iter()
+            .map(|(id, _, off, crc)| (*id, *off, *crc))
+            .collect();
+        self.install_pack(data, &mut entries, &indexed.checksum)?;
+        Ok(())
     }
 
     fn head_target(&self) -> Result<Option<String>> {

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::hash::ObjectId;
 use crate::object::ObjectKind;
 
+pub mod block;
 pub mod memory;
 
 #[cfg(feature = "std")]
@@ -59,4 +60,13 @@ pub trait Backend {
 
     /// Point HEAD at the full ref `target`.
     fn set_head_target(&mut self, target: &str) -> Result<()>;
+
+    /// Store every object of a received, verified pack. The default writes them one by
+    /// one; a backend with a native pack format keeps the pack as it is.
+    fn store_pack(&mut self, _pack: &[u8], indexed: &crate::pack::IndexedPack) -> Result<()> {
+        for (id, obj, _, _) in &indexed.objects {
+            self.write_object(id, obj.kind, &obj.data)?;
+        }
+        Ok(())
+    }
 }

@@ -50,42 +50,101 @@ pub const GNTMAP_CONTAINS_PTE: u32 = 1 << 4;
 pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
 pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
 
-/// Grant operation status codes (`GNTST_*`).
-pub mod status {
-    pub const OKAY: i16 = 0;
-    pub const GENERAL_ERROR: i16 = -1;
-    pub const BAD_DOMAIN: i16 = -2;
-    pub const BAD_GNTREF: i16 = -3;
-    pub const BAD_HANDLE: i16 = -4;
-    pub const BAD_VIRT_ADDR: i16 = -5;
-    pub const BAD_DEV_ADDR: i16 = -6;
-    pub const NO_DEVICE_SPACE: i16 = -7;
-    pub const PERMISSION_DENIED: i16 = -8;
-    pub const BAD_PAGE: i16 = -9;
-    pub const BAD_COPY_ARG: i16 = -10;
-    pub const ADDRESS_TOO_BIG: i16 = -11;
-    pub const EAGAIN: i16 = -12;
-    pub const NO_SPACE: i16 = -13;
+/// Status of one grant-table operation (`GNTST_*` in `public/grant_table.h`). Map, unmap and
+/// copy report these per operation, distinct from the hypercall's own errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum GrantStatus {
+    /// General undefined error.
+    GeneralError = -1,
+    /// Unrecognised domain id.
+    BadDomain = -2,
+    /// Unrecognised or inappropriate grant reference.
+    BadGntref = -3,
+    /// Unrecognised or inappropriate handle.
+    BadHandle = -4,
+    /// Inappropriate virtual address to map.
+    BadVirtAddr = -5,
+    /// Inappropriate device address to unmap.
+    BadDevAddr = -6,
+    /// Out of space in the I/O MMU.
+    NoDeviceSpace = -7,
+    /// Not enough privilege for the operation.
+    PermissionDenied = -8,
+    /// Specified page was invalid for the operation.
+    BadPage = -9,
+    /// Copy arguments cross a page boundary.
+    BadCopyArg = -10,
+    /// Transfer page address too large.
+    AddressTooBig = -11,
+    /// Operation not done; try again.
+    Eagain = -12,
+    /// Out of space (handles etc.).
+    NoSpace = -13,
+}
 
-    /// The text Xen's `GNTTABOP_error_msgs` gives for a status.
-    pub fn describe(status: i16) -> &'static str {
-        match status {
-            OKAY => "okay",
-            GENERAL_ERROR => "undefined error",
-            BAD_DOMAIN => "unrecognised domain id",
-            BAD_GNTREF => "invalid grant reference",
-            BAD_HANDLE => "invalid mapping handle",
-            BAD_VIRT_ADDR => "invalid virtual address",
-            BAD_DEV_ADDR => "invalid device address",
-            NO_DEVICE_SPACE => "no spare translation slot in the I/O MMU",
-            PERMISSION_DENIED => "permission denied",
-            BAD_PAGE => "bad page",
-            BAD_COPY_ARG => "copy arguments cross page boundary",
-            ADDRESS_TOO_BIG => "page address size too large",
-            EAGAIN => "operation not done; try again",
-            NO_SPACE => "out of space",
-            _ => "unknown grant status",
+impl GrantStatus {
+    /// Interprets a `GNTST_*` value; `Ok(())` for `GNTST_okay`, `Err(None)` for a value Xen
+    /// does not define.
+    pub const fn from_code(code: i16) -> Result<(), Option<GrantStatus>> {
+        Err(Some(match code {
+            0 => return Ok(()),
+            -1 => GrantStatus::GeneralError,
+            -2 => GrantStatus::BadDomain,
+            -3 => GrantStatus::BadGntref,
+            -4 => GrantStatus::BadHandle,
+            -5 => GrantStatus::BadVirtAddr,
+            -6 => GrantStatus::BadDevAddr,
+            -7 => GrantStatus::NoDeviceSpace,
+            -8 => GrantStatus::PermissionDenied,
+            -9 => GrantStatus::BadPage,
+            -10 => GrantStatus::BadCopyArg,
+            -11 => GrantStatus::AddressTooBig,
+            -12 => GrantStatus::Eagain,
+            -13 => GrantStatus::NoSpace,
+            _ => return Err(None),
+        }))
+    }
+
+    /// The `GNTST_*` number.
+    pub const fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// The errno Linux's grant drivers report for this status, so every grant failure also
+    /// has an [`Errno`](crate::errno::Errno).
+    pub const fn errno(self) -> crate::errno::Errno {
+        use crate::errno::Errno;
+        match self {
+            GrantStatus::BadDomain => Errno::ESRCH,
+            GrantStatus::BadGntref | GrantStatus::BadHandle | GrantStatus::BadCopyArg => {
+                Errno::EINVAL
+            }
+            GrantStatus::PermissionDenied => Errno::EPERM,
+            GrantStatus::Eagain => Errno::EAGAIN,
+            GrantStatus::NoSpace | GrantStatus::NoDeviceSpace => Errno::ENOSPC,
+            GrantStatus::BadVirtAddr | GrantStatus::BadDevAddr | GrantStatus::BadPage => {
+                Errno::EFAULT
+            }
+            GrantStatus::AddressTooBig => Errno::E2BIG,
+            GrantStatus::GeneralError => Errno::EIO,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_status_codes() {
+        assert_eq!(GrantStatus::from_code(0), Ok(()));
+        assert_eq!(
+            GrantStatus::from_code(-8),
+            Err(Some(GrantStatus::PermissionDenied))
+        );
+        assert_eq!(GrantStatus::from_code(-14), Err(None));
+        assert_eq!(GrantStatus::BadHandle.errno(), crate::errno::Errno::EINVAL);
     }
 }
 

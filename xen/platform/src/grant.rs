@@ -45,6 +45,20 @@ pub trait GrantShare: PageAlloc {
         access: Access,
     ) -> Result<Self::Granted, Refused<Self::Pages>>;
 
+    /// Allocates `count` zeroed pages and grants them to `domid`: what frontends and vchan
+    /// servers usually want. Platforms where allocation and granting are one operation
+    /// (Linux `gntalloc`) override this to avoid the intermediate pages.
+    fn share_pages(
+        &self,
+        count: usize,
+        domid: DomId,
+        access: Access,
+    ) -> Result<Self::Granted, Error> {
+        let pages = self.alloc_pages(count)?;
+        self.grant(pages, domid, access)
+            .map_err(|refused| refused.error)
+    }
+
     /// Ends the peer's access to every page and returns the pages.
     ///
     /// Errors (grant handed back, nothing changed): [`Error::GrantBusy`] if the peer still has

@@ -18,6 +18,8 @@
 //! | [`EventChannels`] | alloc unbound, bind interdomain / VIRQ, notify, mask, unmask, close, async wait |
 //! | [`Clock`], [`Timers`] | monotonic and wall clock, async sleep |
 //!
+//! [`conformance`] holds checks written against the traits that every platform must pass.
+//!
 //! Futures in trait signatures are plain `core::future::Future`s, so the Linux platform can
 //! implement them on tokio while the PV guest and the sim use [`executor`].
 //!
@@ -35,6 +37,7 @@
 
 extern crate alloc;
 
+pub mod conformance;
 pub mod errno;
 pub mod error;
 pub mod evtchn;

@@ -32,7 +32,9 @@ pub mod frames;
 mod pv;
 
 #[cfg(target_os = "none")]
-pub use pv::runtime::{Env, Shutdown, Termination, XenVersion, shutdown};
+pub use pv::platform::{PvGranted, PvMapping, PvPages, PvPlatform, Runtime};
+#[cfg(target_os = "none")]
+pub use pv::runtime::{Env, Shutdown, Termination, XenVersion, shutdown, start_info};
 #[cfg(target_os = "none")]
 pub use pv::{console, evtchn, gnttab, hypercall, mm, sched, shared_info, time};
 

@@ -231,11 +231,22 @@ impl<'a> SharedMem<'a> {
         Ok(())
     }
 
-    /// Reads a plain-old-data value (any bit pattern valid) at `offset`.
-    pub fn read_obj<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, OutOfBounds> {
-        let mut value = T::new_zeroed();
-        self.read(offset, value.as_mut_bytes())?;
-        Ok(value)
+    /// Reads a plain-old-data value (any bit pattern valid, padding allowed) at `offset`.
+    pub fn read_obj<T: FromBytes>(&self, offset: usize) -> Result<T, OutOfBounds> {
+        let len = core::mem::size_of::<T>();
+        self.check(offset, len, 1)?;
+        let mut value = core::mem::MaybeUninit::<T>::uninit();
+        // SAFETY: source in bounds (checked above); the destination is our own local of
+        // exactly `len` bytes. Every byte of it is written, and `T: FromBytes` makes any
+        // byte pattern a valid `T`, so `assume_init` is sound.
+        unsafe {
+            volatile_copy(
+                self.base.as_ptr().add(offset),
+                value.as_mut_ptr().cast::<u8>(),
+                len,
+            );
+            Ok(value.assume_init())
+        }
     }
 
     /// Writes a plain-old-data value at `offset`.
@@ -315,7 +326,7 @@ impl<'a> ReadOnlyMem<'a> {
     }
 
     /// See [`SharedMem::read_obj`].
-    pub fn read_obj<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, OutOfBounds> {
+    pub fn read_obj<T: FromBytes>(&self, offset: usize) -> Result<T, OutOfBounds> {
         self.0.read_obj(offset)
     }
 }

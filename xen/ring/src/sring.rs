@@ -163,7 +163,7 @@ impl<Req, Rsp> core::fmt::Debug for FrontRing<'_, Req, Rsp> {
 impl<'a, Req, Rsp> FrontRing<'a, Req, Rsp>
 where
     Req: IntoBytes + Immutable,
-    Rsp: FromBytes + IntoBytes,
+    Rsp: FromBytes,
 {
     /// Initialises the shared header and attaches at index 0 (`XEN_FRONT_RING_INIT`).
     pub fn init(mem: SharedMem<'a>) -> Result<Self, RingError> {
@@ -342,7 +342,7 @@ impl<Req, Rsp> core::fmt::Debug for BackRing<'_, Req, Rsp> {
 
 impl<'a, Req, Rsp> BackRing<'a, Req, Rsp>
 where
-    Req: FromBytes + IntoBytes,
+    Req: FromBytes,
     Rsp: IntoBytes + Immutable,
 {
     /// Attaches at index 0 to a ring the front end initialised (`BACK_RING_INIT`).

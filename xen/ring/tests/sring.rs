@@ -366,3 +366,45 @@ fn too_small_region_is_a_layout_error() {
         Err(RingError::Layout(_))
     ));
 }
+
+/// blkif-like response with padding (`id`, `operation`, hole, `status`): readable by the
+/// front end because reading only needs `FromBytes`; only written types need `IntoBytes`.
+#[derive(zerocopy::FromBytes, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct PaddedRsp {
+    id: u64,
+    operation: u8,
+    status: i16,
+}
+
+#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, Clone, Copy)]
+#[repr(C)]
+struct WireRsp {
+    id: u64,
+    operation: u8,
+    pad: u8,
+    status: i16,
+    pad2: u32,
+}
+
+#[test]
+fn responses_with_padding_can_be_read() {
+    assert_eq!(size_of::<PaddedRsp>(), 16);
+    let page = Page::new(4096);
+    let mut front = FrontRing::<[u64; 2], PaddedRsp>::init(page.mem()).unwrap();
+    let mut back = BackRing::<[u64; 2], WireRsp>::new(page.mem()).unwrap();
+    front.queue_request(&[7, 0]).unwrap();
+    front.push_requests().unwrap();
+    back.take_request().unwrap().unwrap();
+    back.queue_response(&WireRsp {
+        id: 7,
+        operation: 1,
+        pad: 0xff,
+        status: -5,
+        pad2: 0,
+    })
+    .unwrap();
+    back.push_responses().unwrap();
+    let rsp = front.take_response().unwrap().unwrap();
+    assert_eq!((rsp.id, rsp.operation, rsp.status), (7, 1, -5));
+}

@@ -13,6 +13,11 @@ use crate::wire::{HEADER_LEN, Header, MessageType, PAYLOAD_MAX, Reply, Request, 
 /// Events queued per watch before the oldest are dropped (see [`Error::WatchLagged`]).
 pub const DEFAULT_WATCH_QUEUE_LIMIT: usize = 1024;
 
+/// Abandoned requests (timed out, cancelled, fire-and-forget) remembered so that their late
+/// replies are recognised; beyond this the oldest are forgotten, so a daemon that never
+/// answers cannot make the client grow without bound.
+pub const ABANDONED_LIMIT: usize = 1024;
+
 /// A request's reply, type-checked against the request but not yet decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawReply {
@@ -62,6 +67,8 @@ pub struct Connection {
     incoming: Vec<u8>,
     /// Bytes of an oversized message still to be skipped.
     discard: usize,
+    /// Number of `Slot::Abandoned` entries in `requests`.
+    abandoned: usize,
     requests: BTreeMap<u32, Slot>,
     watches: BTreeMap<Vec<u8>, WatchQueue>,
     watch_queue_limit: usize,
@@ -83,6 +90,7 @@ impl Connection {
             sent: 0,
             incoming: Vec::new(),
             discard: 0,
+            abandoned: 0,
             requests: BTreeMap::new(),
             watches: BTreeMap::new(),
             watch_queue_limit: DEFAULT_WATCH_QUEUE_LIMIT,
@@ -139,7 +147,11 @@ impl Connection {
         request
             .encode(id, tx_id, &mut self.outgoing)
             .map_err(Error::InvalidRequest)?;
+        if let Slot::Abandoned = slot {
+            self.abandoned += 1;
+        }
         self.requests.insert(id, slot);
+        self.forget_oldest_abandoned();
         Ok(id)
     }
 
@@ -221,7 +233,7 @@ impl Connection {
                 true
             }
             Some(Slot::Abandoned) => {
-                self.requests.remove(&header.req_id);
+                self.remove_abandoned(header.req_id);
                 false
             }
             _ => {
@@ -247,7 +259,7 @@ impl Connection {
         let expected = match slot {
             Slot::Waiting { expected } => *expected,
             Slot::Abandoned => {
-                self.requests.remove(&header.req_id);
+                self.remove_abandoned(header.req_id);
                 return false;
             }
             Slot::Done(_) => {
@@ -330,11 +342,40 @@ impl Connection {
     /// Gives up on request `id`; a reply that still arrives is discarded silently.
     pub fn abandon(&mut self, id: u32) {
         match self.requests.get_mut(&id) {
-            Some(slot @ Slot::Waiting { .. }) => *slot = Slot::Abandoned,
+            Some(slot @ Slot::Waiting { .. }) => {
+                *slot = Slot::Abandoned;
+                self.abandoned += 1;
+                self.forget_oldest_abandoned();
+            }
             Some(Slot::Done(_)) => {
                 self.requests.remove(&id);
             }
             _ => {}
+        }
+    }
+
+    fn forget_oldest_abandoned(&mut self) {
+        if self.abandoned <= ABANDONED_LIMIT {
+            return;
+        }
+        // Oldest first: ids grow (after a wrap the order is off, which only matters for
+        // which late replies are still recognised).
+        let excess = self.abandoned - ABANDONED_LIMIT;
+        let victims: Vec<u32> = self
+            .requests
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Abandoned))
+            .map(|(id, _)| *id)
+            .take(excess)
+            .collect();
+        for id in victims {
+            self.remove_abandoned(id);
+        }
+    }
+
+    fn remove_abandoned(&mut self, id: u32) {
+        if let Some(Slot::Abandoned) = self.requests.remove(&id) {
+            self.abandoned -= 1;
         }
     }
 
@@ -376,6 +417,7 @@ impl Connection {
         }
         self.requests
             .retain(|_, slot| !matches!(slot, Slot::Abandoned));
+        self.abandoned = 0;
         self.outgoing.clear();
         self.sent = 0;
         self.incoming.clear();
@@ -521,6 +563,26 @@ mod tests {
         c.receive(&reply_bytes(&Reply::Read { value: b"late" }, id));
         assert_eq!(c.anomalies(), Anomalies::default());
         assert_eq!(c.take_reply(id), None);
+    }
+
+    #[test]
+    fn abandoned_requests_are_bounded() {
+        let mut c = Connection::new();
+        let first = c.send(&Request::Read { path: "/a" }, 0).unwrap();
+        c.abandon(first);
+        for _ in 0..ABANDONED_LIMIT + 10 {
+            let id = c.send(&Request::Read { path: "/a" }, 0).unwrap();
+            c.abandon(id);
+        }
+        assert_eq!(c.requests.len(), ABANDONED_LIMIT);
+        // The oldest was forgotten: its late reply is now a stray.
+        c.receive(&reply_bytes(&Reply::Read { value: b"late" }, first));
+        assert_eq!(c.anomalies().unknown_req_id, 1);
+        // A recent one is still recognised.
+        let recent = *c.requests.keys().last().unwrap();
+        c.receive(&reply_bytes(&Reply::Read { value: b"late" }, recent));
+        assert_eq!(c.anomalies().unknown_req_id, 1);
+        assert_eq!(c.abandoned, ABANDONED_LIMIT - 1);
     }
 
     #[test]

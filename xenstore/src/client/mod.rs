@@ -58,9 +58,9 @@ struct State<T> {
 }
 
 impl<T: Transport> State<T> {
-    /// Flushes output and reads input until the transport would block. Wakes every waiter
-    /// when something arrived or the connection closed.
-    fn drive(&mut self, cx: &mut Context<'_>) {
+    /// Flushes output and reads input until the transport would block. Returns true when
+    /// something arrived or the connection closed, i.e. when waiters should be woken.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progressed = false;
         while self.connection.closed().is_none() && !self.connection.pending_output().is_empty() {
             match self
@@ -98,18 +98,23 @@ impl<T: Transport> State<T> {
                 Poll::Pending => break,
             }
         }
-        if progressed {
-            self.wake_all();
-        }
+        progressed
     }
 
-    fn wake_all(&mut self) {
-        for (_, w) in core::mem::take(&mut self.request_wakers) {
-            w.wake();
-        }
-        for (_, w) in core::mem::take(&mut self.watch_wakers) {
-            w.wake();
-        }
+    /// Takes every registered waker, to be woken once the lock is released (so that no
+    /// executor ever re-enters the client from inside `wake`).
+    fn take_wakers(&mut self) -> Vec<Waker> {
+        let mut wakers: Vec<Waker> = core::mem::take(&mut self.request_wakers)
+            .into_values()
+            .collect();
+        wakers.extend(core::mem::take(&mut self.watch_wakers).into_values());
+        wakers
+    }
+}
+
+fn wake(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
     }
 }
 
@@ -150,13 +155,16 @@ struct InFlight<'a, T: Transport> {
 
 impl<T: Transport> Drop for InFlight<'_, T> {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
-        state.request_wakers.remove(&self.id);
-        if !self.finished {
-            state.connection.abandon(self.id);
-        }
-        // Hand the transport over to whoever still waits.
-        state.wake_all();
+        let wakers = {
+            let mut state = self.shared.state.lock();
+            state.request_wakers.remove(&self.id);
+            if !self.finished {
+                state.connection.abandon(self.id);
+            }
+            // Hand the transport over: this task may hold the transport's only waker.
+            state.take_wakers()
+        };
+        wake(wakers);
     }
 }
 
@@ -237,18 +245,26 @@ impl<T: Transport, M: Timer> Client<T, M> {
         };
         let mut sleep = pin!(self.timer.sleep(self.config.request_timeout));
         poll_fn(|cx| {
-            {
+            let (outcome, wakers) = {
                 let mut state = self.shared.state.lock();
-                if let Some(result) = state.connection.take_reply(id) {
-                    in_flight.finished = true;
-                    return Poll::Ready(result);
+                let mut outcome = state.connection.take_reply(id);
+                let mut wakers = Vec::new();
+                if outcome.is_none() {
+                    if state.drive(cx) {
+                        wakers = state.take_wakers();
+                    }
+                    outcome = state.connection.take_reply(id);
                 }
-                state.drive(cx);
-                if let Some(result) = state.connection.take_reply(id) {
-                    in_flight.finished = true;
-                    return Poll::Ready(result);
+                if outcome.is_none() {
+                    state.request_wakers.insert(id, cx.waker().clone());
                 }
-                state.request_wakers.insert(id, cx.waker().clone());
+                (outcome, wakers)
+            };
+            wake(wakers);
+            if let Some(result) = outcome {
+                // InFlight's drop hands the transport over to the other waiters.
+                in_flight.finished = true;
+                return Poll::Ready(result);
             }
             if sleep.as_mut().poll(cx).is_ready() {
                 log::warn!("xenstore: {} request {id} timed out", request.msg_type());
@@ -539,6 +555,7 @@ impl<T: Transport, M: Timer> Client<T, M> {
             Ok(Reply::TransactionStart { tx_id }) if tx_id != 0 => Ok(Transaction {
                 client: self,
                 id: tx_id,
+                ended: core::sync::atomic::AtomicBool::new(false),
             }),
             Ok(_) => Err(Error::MalformedReply(
                 crate::wire::WireError::UnexpectedValue,
@@ -593,11 +610,37 @@ impl<T: Transport, M: Timer> Client<T, M> {
 }
 
 /// An open transaction. Operations through it see a snapshot and are applied atomically by
-/// [`commit`](Self::commit); dropping it without commit or abort leaves it open in xenstored
-/// until the connection closes.
-pub struct Transaction<'c, T, M> {
+/// [`commit`](Self::commit). Dropping it without commit or abort aborts it (the abort goes
+/// out with the connection's next I/O).
+pub struct Transaction<'c, T: Transport, M> {
     client: &'c Client<T, M>,
     id: u32,
+    /// Commit or abort was sent: xenstored has ended (or will end) the transaction.
+    ended: core::sync::atomic::AtomicBool,
+}
+
+impl<T: Transport, M> Drop for Transaction<'_, T, M> {
+    fn drop(&mut self) {
+        if self.ended.load(Ordering::Relaxed) {
+            return;
+        }
+        let wakers = {
+            let mut state = self.client.shared.state.lock();
+            if state.connection.closed().is_some() {
+                return;
+            }
+            let abort = Request::TransactionEnd { commit: false };
+            if let Err(e) = state.connection.send_detached(&abort, self.id) {
+                log::warn!(
+                    "xenstore: could not queue the abort of transaction {}: {e}",
+                    self.id
+                );
+            }
+            // Someone must flush it.
+            state.take_wakers()
+        };
+        wake(wakers);
+    }
 }
 
 impl<T: Transport, M: Timer> Transaction<'_, T, M> {
@@ -647,14 +690,24 @@ impl<T: Transport, M: Timer> Transaction<'_, T, M> {
     }
     /// Commits; `Err(Xenstore(EAGAIN))` means a conflict and nothing was applied.
     pub async fn commit(&self) -> Result<(), Error> {
-        self.client
-            .ack(&Request::TransactionEnd { commit: true }, self.id)
-            .await
+        self.end(true).await
     }
+
     pub async fn abort(&self) -> Result<(), Error> {
-        self.client
-            .ack(&Request::TransactionEnd { commit: false }, self.id)
-            .await
+        self.end(false).await
+    }
+
+    async fn end(&self, commit: bool) -> Result<(), Error> {
+        let result = self
+            .client
+            .ack(&Request::TransactionEnd { commit }, self.id)
+            .await;
+        // Any answer from xenstored ends the transaction; after a timeout (or if this future
+        // is dropped) the drop of `self` still sends an abort, which is harmless if redundant.
+        if !matches!(result, Err(Error::Timeout)) {
+            self.ended.store(true, Ordering::Relaxed);
+        }
+        result
     }
 }
 
@@ -675,22 +728,34 @@ impl<T: Transport> Watch<T> {
     /// Polls for the next event. Watch waits have no timeout (changes may legitimately
     /// take forever); a closed connection ends them with its error.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<WatchEvent, Error>> {
-        let mut state = self.shared.state.lock();
-        for attempt in 0..2 {
-            if let Some(event) = state.connection.next_watch_event(&self.token) {
-                return Poll::Ready(event);
+        let (outcome, wakers) = {
+            let mut state = self.shared.state.lock();
+            let mut outcome = state.connection.next_watch_event(&self.token);
+            let mut wakers = Vec::new();
+            if outcome.is_none() && state.connection.closed().is_none() && state.drive(cx) {
+                wakers = state.take_wakers();
+                outcome = state.connection.next_watch_event(&self.token);
             }
-            if let Some(e) = state.connection.closed() {
-                return Poll::Ready(Err(e.clone()));
+            if outcome.is_none() {
+                outcome = state.connection.closed().cloned().map(Err);
             }
-            if attempt == 0 {
-                state.drive(cx);
+            match outcome {
+                // This task may hold the transport's only waker and may not poll again
+                // soon: hand the transport over to the other waiters.
+                Some(_) => wakers.extend(state.take_wakers()),
+                None => {
+                    state
+                        .watch_wakers
+                        .insert(self.token.clone(), cx.waker().clone());
+                }
             }
+            (outcome, wakers)
+        };
+        wake(wakers);
+        match outcome {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
         }
-        state
-            .watch_wakers
-            .insert(self.token.clone(), cx.waker().clone());
-        Poll::Pending
     }
 
     /// Waits for the next event.
@@ -701,19 +766,22 @@ impl<T: Transport> Watch<T> {
 
 impl<T: Transport> Drop for Watch<T> {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
-        state.connection.unregister_watch(&self.token);
-        state.watch_wakers.remove(&self.token);
-        if state.connection.closed().is_none() {
-            let unwatch = Request::Unwatch {
-                path: &self.path,
-                token: &self.token,
-            };
-            if let Err(e) = state.connection.send_detached(&unwatch, 0) {
-                log::warn!("xenstore: could not queue UNWATCH: {e}");
+        let wakers = {
+            let mut state = self.shared.state.lock();
+            state.connection.unregister_watch(&self.token);
+            state.watch_wakers.remove(&self.token);
+            if state.connection.closed().is_none() {
+                let unwatch = Request::Unwatch {
+                    path: &self.path,
+                    token: &self.token,
+                };
+                if let Err(e) = state.connection.send_detached(&unwatch, 0) {
+                    log::warn!("xenstore: could not queue UNWATCH: {e}");
+                }
             }
-        }
-        state.wake_all();
+            state.take_wakers()
+        };
+        wake(wakers);
     }
 }
 

@@ -7,6 +7,10 @@ use core::future::Future;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
+#[cfg(feature = "ring")]
+mod ring;
+#[cfg(feature = "ring")]
+pub use ring::{PlatformTimer, RingTransport};
 #[cfg(feature = "tokio")]
 mod tokio_impl;
 #[cfg(feature = "tokio")]

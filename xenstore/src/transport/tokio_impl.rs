@@ -125,7 +125,7 @@ impl Transport for XenbusDeviceTransport {
     ) -> Poll<Result<usize, TransportError>> {
         loop {
             let mut guard = ready!(self.file.poll_read_ready(cx))?;
-            match guard.try_io(|inner| (&mut &*inner.get_ref()).read(buf)) {
+            match guard.try_io(|inner| (&mut inner.get_ref()).read(buf)) {
                 Ok(result) => return Poll::Ready(Ok(result?)),
                 Err(_would_block) => continue,
             }
@@ -139,7 +139,7 @@ impl Transport for XenbusDeviceTransport {
     ) -> Poll<Result<usize, TransportError>> {
         loop {
             let mut guard = ready!(self.file.poll_write_ready(cx))?;
-            match guard.try_io(|inner| (&mut &*inner.get_ref()).write(buf)) {
+            match guard.try_io(|inner| (&mut inner.get_ref()).write(buf)) {
                 Ok(result) => return Poll::Ready(Ok(result?)),
                 Err(_would_block) => continue,
             }

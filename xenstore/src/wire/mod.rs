@@ -24,3 +24,24 @@ pub use message::{ErrorReply, Perms, Reply, Request};
 pub use path::{ABS_PATH_MAX, PathUse, REL_PATH_MAX};
 pub use perms::{Access, DomId, PermList, Permission};
 pub use strings::{StringList, parse_decimal};
+
+/// Decodes one complete frame as a request (daemon side).
+///
+/// `Err` means `frame` does not hold a whole, in-limit message (see [`frame_len`]).
+/// `Ok((header, Err(e)))` is a well-framed message with an unknown type or a bad payload:
+/// answer it with an `XS_ERROR` of [`WireError::error_code`] under `header.req_id`.
+pub fn decode_request(frame: &[u8]) -> Result<(Header, Result<Request<'_>, WireError>), WireError> {
+    let header = Packet::new_checked(frame)?.header();
+    let payload = &frame[HEADER_LEN..header.total_len()];
+    Ok((header, Request::parse(header.msg_type, payload)))
+}
+
+impl WireError {
+    /// The xenstore error a daemon answers this decoding failure with.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            WireError::PayloadTooLong(_) => ErrorCode::E2BIG,
+            _ => ErrorCode::EINVAL,
+        }
+    }
+}

@@ -3,7 +3,9 @@
 //! * characters: `[A-Za-z0-9-/_@]`;
 //! * no `//`, and no trailing `/` except for the root `/` itself;
 //! * absolute paths (`/...`) at most `XENSTORE_ABS_PATH_MAX` (3072) bytes, and the part
-//!   below `/local/domain/<domid>/` at most `XENSTORE_REL_PATH_MAX` (2048) bytes;
+//!   below `/local/domain/<domid>/` (the whole path elsewhere) at most
+//!   `XENSTORE_REL_PATH_MAX` (2048) bytes, for every connection including dom0's (checked
+//!   against cxenstored 4.17: `/tool/` + 2042 bytes is accepted, one more is `EINVAL`);
 //! * relative paths (no leading `/`) are relative to the connection's domain home
 //!   `/local/domain/<domid>` and at most `XENSTORE_REL_PATH_MAX` bytes;
 //! * `@`-prefixed special paths (`@introduceDomain`, `@releaseDomain`) are allowed only

@@ -64,7 +64,10 @@ static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 impl Daemon {
     pub fn start(kind: Kind) -> Daemon {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = tmp_root().join(format!("{}-{:?}-{n}", std::process::id(), kind));
+        // Short, because a Unix socket path must fit in 108 bytes wherever the target
+        // directory happens to be.
+        let dir =
+            std::env::temp_dir().join(format!("xs-test-{}-{:?}-{n}", std::process::id(), kind));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("daemon.log")).unwrap();

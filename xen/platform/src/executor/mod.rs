@@ -185,6 +185,29 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+/// Lets other ready tasks run once before continuing (cooperative scheduling for long
+/// computations).
+pub fn yield_now() -> impl Future<Output = ()> {
+    YieldNow { yielded: false }
+}
+
+struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
 /// A single-threaded executor; see the [module docs](self).
 pub struct Executor {
     reactor: Reactor,

@@ -30,6 +30,8 @@ struct State {
     port_waiters: BTreeMap<Port, Vec<(u64, Waker)>>,
     /// Ports that fired since their last completed wait (the coalescing "pending bit").
     fired: BTreeSet<Port>,
+    /// Bumped when a port is forgotten (closed): every wait registered before completes.
+    epochs: BTreeMap<Port, u64>,
     timers: BTreeMap<(Instant, u64), Waker>,
 }
 
@@ -88,12 +90,13 @@ impl Reactor {
         }
     }
 
-    /// Forgets a pending event of `port` and wakes its waiters so they notice the port is
-    /// gone; call when the port is closed.
+    /// Forgets a pending event of `port` and completes every current wait on it, so the
+    /// waiters notice the port is gone; call when the port is closed.
     pub fn forget_port(&self, port: Port) {
         let wakers = {
             let mut s = self.state.borrow_mut();
             s.fired.remove(&port);
+            *s.epochs.entry(port).or_default() += 1;
             s.port_waiters.get(&port).cloned().unwrap_or_default()
         };
         for (_, w) in wakers {
@@ -152,12 +155,13 @@ impl Reactor {
 pub struct PortWait {
     reactor: Reactor,
     port: Port,
-    id: Option<u64>,
+    /// Registration id and the port's epoch at registration.
+    id: Option<(u64, u64)>,
 }
 
 impl PortWait {
     fn unregister(&mut self, s: &mut State) {
-        if let Some(id) = self.id.take() {
+        if let Some((id, _)) = self.id.take() {
             if let Some(list) = s.port_waiters.get_mut(&self.port) {
                 list.retain(|(i, _)| *i != id);
                 if list.is_empty() {
@@ -175,12 +179,14 @@ impl Future for PortWait {
         let this = self.get_mut();
         let reactor = this.reactor.clone();
         let mut s = reactor.state.borrow_mut();
-        if s.fired.remove(&this.port) {
+        let epoch = s.epochs.get(&this.port).copied().unwrap_or(0);
+        let forgotten = matches!(this.id, Some((_, e)) if e != epoch);
+        if forgotten || s.fired.remove(&this.port) {
             this.unregister(&mut s);
             return Poll::Ready(());
         }
         match this.id {
-            Some(id) => {
+            Some((id, _)) => {
                 if let Some(entry) = s
                     .port_waiters
                     .get_mut(&this.port)
@@ -196,7 +202,7 @@ impl Future for PortWait {
                     .entry(this.port)
                     .or_default()
                     .push((id, cx.waker().clone()));
-                this.id = Some(id);
+                this.id = Some((id, epoch));
             }
         }
         Poll::Pending

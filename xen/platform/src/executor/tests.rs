@@ -280,7 +280,7 @@ fn busy_tasks_do_not_starve_event_delivery() {
     let s = stop.clone();
     exec.spawn(async move {
         while !s.get() {
-            YieldNow(false).await;
+            yield_now().await;
         }
     });
     let r = exec.reactor().clone();
@@ -295,20 +295,6 @@ fn busy_tasks_do_not_starve_event_delivery() {
     assert!(idle.blocks.is_empty());
 }
 
-struct YieldNow(bool);
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 #[test]
 fn run_one_follows_the_pick() {
     let (mut exec, _, _) = setup(&[]);
@@ -320,4 +306,28 @@ fn run_one_follows_the_pick() {
     // Always pick the last ready task.
     while exec.run_one(&mut |n| n - 1) {}
     assert_eq!(*log.borrow(), vec![3, 2, 1, 0]);
+}
+
+#[test]
+fn forgetting_a_port_completes_every_wait_on_it() {
+    let (mut exec, mut idle, _) = setup(&[]);
+    let reactor = exec.reactor().clone();
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let r = reactor.clone();
+        handles.push(exec.spawn(async move { r.wait_port(Port(9)).await }));
+    }
+    assert_eq!(exec.run_ready(), 3);
+    assert!(reactor.is_waited(Port(9)));
+    reactor.forget_port(Port(9));
+    exec.block_on(
+        async move {
+            for h in handles {
+                h.await;
+            }
+        },
+        &mut idle,
+    )
+    .unwrap();
+    assert!(!reactor.is_waited(Port(9)));
 }

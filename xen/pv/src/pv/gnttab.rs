@@ -5,73 +5,28 @@
 //! `GTF_reading`/`GTF_writing` bits show that nobody has the frame mapped.
 
 use alloc::vec::Vec;
-use core::fmt;
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering, fence};
 
 use xen_abi::errno::Errno;
 use xen_abi::grant_table::*;
 use xen_abi::{DOMID_SELF, DomId, GrantRef};
 
+use xen_platform::{Error, GrantStatus, Op};
+
 use super::{hypercall, mm};
 
-/// Why a grant operation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GrantError {
-    /// Every grant reference is in use.
-    Exhausted,
-    /// The reference is not one we handed out.
-    InvalidRef(GrantRef),
-    /// The grantee still has the frame mapped (Xen's EBUSY); try again after it unmaps.
-    Busy(GrantRef),
-    /// The frame number does not fit a v1 grant entry.
-    FrameTooLarge(u64),
-    /// The hypercall itself failed.
-    Xen(Errno),
-    /// Xen processed the operation and refused it (`GNTST_*`).
-    Status(i16),
-    /// The grant table has not been set up.
-    NotInitialised,
+fn xen(op: Op, e: Errno) -> Error {
+    Error::Xen { op, errno: e }
 }
 
-impl GrantError {
-    /// The errno this error corresponds to, as Linux's gntdev would report it.
-    pub fn errno(self) -> Errno {
-        match self {
-            GrantError::Exhausted => Errno::ENOSPC,
-            GrantError::InvalidRef(_) | GrantError::FrameTooLarge(_) => Errno::EINVAL,
-            GrantError::Busy(_) => Errno::EBUSY,
-            GrantError::Xen(e) => e,
-            GrantError::Status(status::BAD_DOMAIN) => Errno::ESRCH,
-            GrantError::Status(status::PERMISSION_DENIED) => Errno::EPERM,
-            GrantError::Status(status::EAGAIN) => Errno::EAGAIN,
-            GrantError::Status(status::NO_SPACE) => Errno::ENOSPC,
-            GrantError::Status(_) => Errno::EINVAL,
-            GrantError::NotInitialised => Errno::ENODEV,
-        }
-    }
-}
-
-impl fmt::Display for GrantError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GrantError::Exhausted => write!(f, "no free grant references"),
-            GrantError::InvalidRef(r) => write!(f, "grant reference {r} is not allocated"),
-            GrantError::Busy(r) => write!(f, "grant reference {r} is still mapped by the grantee"),
-            GrantError::FrameTooLarge(m) => write!(f, "frame {m:#x} does not fit a v1 grant entry"),
-            GrantError::Xen(e) => write!(f, "grant_table_op failed: {e}"),
-            GrantError::Status(s) => {
-                write!(f, "grant operation refused: {} ({s})", status::describe(*s))
-            }
-            GrantError::NotInitialised => write!(f, "grant table not set up"),
-        }
-    }
-}
-
-fn check_status(status: i16) -> Result<(), GrantError> {
-    if status == status::OKAY {
-        Ok(())
-    } else {
-        Err(GrantError::Status(status))
+fn check_status(op: Op, code: i16) -> Result<(), Error> {
+    match GrantStatus::from_code(code) {
+        Ok(()) => Ok(()),
+        Err(Some(status)) => Err(Error::Grant { op, status }),
+        Err(None) => Err(Error::UnknownErrno {
+            op,
+            code: code as i32,
+        }),
     }
 }
 
@@ -95,17 +50,17 @@ impl Table {
         unsafe { AtomicU16::from_ptr(self.entries.add(r as usize) as *mut u16) }
     }
 
-    fn check_ref(&self, r: GrantRef) -> Result<(), GrantError> {
+    fn check_ref(&self, op: Op, r: GrantRef) -> Result<(), Error> {
         if r < self.nr_entries && self.in_use[r as usize] {
             Ok(())
         } else {
-            Err(GrantError::InvalidRef(r))
+            Err(Error::InvalidArgument { op })
         }
     }
 }
 
 /// Set up the grant table with as many frames as Xen allows us (`query_size`).
-pub fn init() -> Result<u32, GrantError> {
+pub fn init() -> Result<u32, Error> {
     let mut query = GnttabQuerySize {
         dom: DOMID_SELF,
         _pad0: 0,
@@ -116,8 +71,8 @@ pub fn init() -> Result<u32, GrantError> {
     };
     // SAFETY: one gnttab_query_size struct.
     unsafe { hypercall::grant_table_op(GNTTABOP_QUERY_SIZE, &mut query as *mut _ as *mut u8, 1) }
-        .map_err(GrantError::Xen)?;
-    check_status(query.status)?;
+        .map_err(|e| xen(Op::Grant, e))?;
+    check_status(Op::Grant, query.status)?;
     let nr_frames = query.max_nr_frames.clamp(1, 64);
     let mut frame_list = [0u64; 64];
     let mut setup = GnttabSetupTable {
@@ -130,11 +85,11 @@ pub fn init() -> Result<u32, GrantError> {
     };
     // SAFETY: one gnttab_setup_table struct whose frame_list has room for nr_frames.
     unsafe { hypercall::grant_table_op(GNTTABOP_SETUP_TABLE, &mut setup as *mut _ as *mut u8, 1) }
-        .map_err(GrantError::Xen)?;
-    check_status(setup.status)?;
-    let range = mm::reserve_virt(nr_frames as u64).map_err(GrantError::Xen)?;
+        .map_err(|e| xen(Op::Grant, e))?;
+    check_status(Op::Grant, setup.status)?;
+    let range = mm::reserve_virt(nr_frames as u64).map_err(|_| Error::OutOfMemory)?;
     for (i, &mfn) in frame_list[..nr_frames as usize].iter().enumerate() {
-        mm::map_machine_frame(range.page(i as u64), mfn, true).map_err(GrantError::Xen)?;
+        mm::map_machine_frame(range.page(i as u64), mfn, true).map_err(|e| xen(Op::Grant, e))?;
     }
     let nr_entries = nr_frames * ENTRIES_PER_FRAME_V1 as u32;
     // Hand out low references first (pop from the end).
@@ -151,11 +106,14 @@ pub fn init() -> Result<u32, GrantError> {
 
 /// Let `domid` map machine frame `mfn` (read-only or writable). Returns the reference to
 /// pass to the other domain.
-pub fn grant_access(domid: DomId, mfn: u64, readonly: bool) -> Result<GrantRef, GrantError> {
-    let frame = u32::try_from(mfn).map_err(|_| GrantError::FrameTooLarge(mfn))?;
+pub fn grant_access(domid: DomId, mfn: u64, readonly: bool) -> Result<GrantRef, Error> {
+    // A v1 entry holds a 32-bit frame number.
+    let frame = u32::try_from(mfn).map_err(|_| Error::InvalidArgument { op: Op::Grant })?;
     let mut guard = TABLE.lock();
-    let table = guard.as_mut().ok_or(GrantError::NotInitialised)?;
-    let r = table.free.pop().ok_or(GrantError::Exhausted)?;
+    let table = guard
+        .as_mut()
+        .ok_or(Error::InvalidArgument { op: Op::Grant })?;
+    let r = table.free.pop().ok_or(Error::GrantTableFull)?;
     table.in_use[r as usize] = true;
     // SAFETY: r < nr_entries; the entry is ours (flags 0, so Xen ignores it) until the
     // flags store below publishes it.
@@ -172,16 +130,20 @@ pub fn grant_access(domid: DomId, mfn: u64, readonly: bool) -> Result<GrantRef, 
     Ok(r)
 }
 
-/// Revoke a grant. Refuses with [`GrantError::Busy`] while the grantee has it mapped.
-pub fn end_access(r: GrantRef) -> Result<(), GrantError> {
+/// Revoke a grant. Refuses with [`Error::GrantBusy`] while the grantee has it mapped.
+pub fn end_access(r: GrantRef) -> Result<(), Error> {
     let mut guard = TABLE.lock();
-    let table = guard.as_mut().ok_or(GrantError::NotInitialised)?;
-    table.check_ref(r)?;
+    let table = guard
+        .as_mut()
+        .ok_or(Error::InvalidArgument { op: Op::Revoke })?;
+    table.check_ref(Op::Revoke, r)?;
     let flags = table.flags(r);
     let mut current = flags.load(Ordering::Acquire);
     loop {
         if current & (GTF_READING | GTF_WRITING) != 0 {
-            return Err(GrantError::Busy(r));
+            return Err(Error::GrantBusy {
+                gref: xen_platform::GrantRef(r),
+            });
         }
         // Xen sets the reading/writing bits with a cmpxchg too, so this cannot race with
         // a new mapping: either we clear the entry first or we see the bits.
@@ -200,36 +162,11 @@ pub fn free_refs() -> usize {
     TABLE.lock().as_ref().map_or(0, |t| t.free.len())
 }
 
-/// A frame of another domain mapped into ours.
-#[derive(Debug)]
-pub struct GrantMapping {
-    range: mm::VirtRange,
-    handle: u32,
-    readonly: bool,
-}
-
-impl GrantMapping {
-    /// Where the frame is mapped.
-    pub fn addr(&self) -> *mut u8 {
-        self.range.addr() as *mut u8
-    }
-
-    /// Xen's handle for the mapping.
-    pub fn handle(&self) -> u32 {
-        self.handle
-    }
-
-    /// Whether the mapping is read-only.
-    pub fn is_readonly(&self) -> bool {
-        self.readonly
-    }
-}
-
-/// Map page `r` that domain `dom` granted us.
-pub fn map(dom: DomId, r: GrantRef, readonly: bool) -> Result<GrantMapping, GrantError> {
-    let range = mm::reserve_virt(1).map_err(GrantError::Xen)?;
+/// Map page `r` that domain `dom` granted us at `va` (a reserved, empty page of the map
+/// area). Returns Xen's handle for [`unmap_at`].
+pub fn map_at(va: u64, dom: DomId, r: GrantRef, readonly: bool) -> Result<u32, Error> {
     let mut op = GnttabMapGrantRef {
-        host_addr: range.addr(),
+        host_addr: va,
         flags: GNTMAP_HOST_MAP | if readonly { GNTMAP_READONLY } else { 0 },
         r#ref: r,
         dom,
@@ -237,30 +174,18 @@ pub fn map(dom: DomId, r: GrantRef, readonly: bool) -> Result<GrantMapping, Gran
         handle: 0,
         dev_bus_addr: 0,
     };
-    // SAFETY: one gnttab_map_grant_ref struct; host_addr is a reserved page whose L1
-    // table exists, as Xen requires for a host mapping.
-    let rc = unsafe {
-        hypercall::grant_table_op(GNTTABOP_MAP_GRANT_REF, &mut op as *mut _ as *mut u8, 1)
-    };
-    if let Err(e) = rc
-        .map_err(GrantError::Xen)
-        .and_then(|_| check_status(op.status))
-    {
-        mm::release_virt(range);
-        return Err(e);
-    }
-    Ok(GrantMapping {
-        range,
-        handle: op.handle,
-        readonly,
-    })
+    // SAFETY: one gnttab_map_grant_ref struct; `va` is a reserved page of the map area
+    // whose L1 table exists, as Xen requires for a host mapping.
+    unsafe { hypercall::grant_table_op(GNTTABOP_MAP_GRANT_REF, &mut op as *mut _ as *mut u8, 1) }
+        .map_err(|e| xen(Op::Map, e))?;
+    check_status(Op::Map, op.status)?;
+    Ok(op.handle)
 }
 
-/// Unmap a grant mapping by address and handle (what [`unmap`] does). Exposed so that a
-/// stale handle can be shown to fail with Xen's status rather than be impossible.
-pub fn unmap_raw(host_addr: u64, handle: u32) -> Result<(), GrantError> {
+/// Undo [`map_at`]. A stale or repeated handle fails with Xen's status (`BadHandle`...).
+pub fn unmap_at(va: u64, handle: u32) -> Result<(), Error> {
     let mut op = GnttabUnmapGrantRef {
-        host_addr,
+        host_addr: va,
         dev_bus_addr: 0,
         handle,
         status: 0,
@@ -268,15 +193,8 @@ pub fn unmap_raw(host_addr: u64, handle: u32) -> Result<(), GrantError> {
     };
     // SAFETY: one gnttab_unmap_grant_ref struct.
     unsafe { hypercall::grant_table_op(GNTTABOP_UNMAP_GRANT_REF, &mut op as *mut _ as *mut u8, 1) }
-        .map_err(GrantError::Xen)?;
-    check_status(op.status)
-}
-
-/// Unmap a frame mapped with [`map`].
-pub fn unmap(mapping: GrantMapping) -> Result<(), GrantError> {
-    unmap_raw(mapping.range.addr(), mapping.handle)?;
-    mm::release_virt(mapping.range);
-    Ok(())
+        .map_err(|e| xen(Op::Unmap, e))?;
+    check_status(Op::Unmap, op.status)
 }
 
 /// One side of a grant copy.
@@ -319,7 +237,7 @@ impl CopyEnd {
 
 /// Copy `len` bytes from `src` to `dest` through Xen (`GNTTABOP_copy`); neither range may
 /// cross a page boundary.
-pub fn copy(src: CopyEnd, dest: CopyEnd, len: u16) -> Result<(), GrantError> {
+pub fn copy(src: CopyEnd, dest: CopyEnd, len: u16) -> Result<(), Error> {
     let (source, sflag) = src.encode(GNTCOPY_SOURCE_GREF);
     let (dest, dflag) = dest.encode(GNTCOPY_DEST_GREF);
     let mut op = GnttabCopy {
@@ -332,6 +250,6 @@ pub fn copy(src: CopyEnd, dest: CopyEnd, len: u16) -> Result<(), GrantError> {
     };
     // SAFETY: one gnttab_copy struct.
     unsafe { hypercall::grant_table_op(GNTTABOP_COPY, &mut op as *mut _ as *mut u8, 1) }
-        .map_err(GrantError::Xen)?;
-    check_status(op.status)
+        .map_err(|e| xen(Op::Copy, e))?;
+    check_status(Op::Copy, op.status)
 }

@@ -6,6 +6,7 @@ pub mod evtchn;
 pub mod gnttab;
 pub mod hypercall;
 pub mod mm;
+pub mod platform;
 pub mod runtime;
 pub mod sched;
 pub mod shared_info;

@@ -123,6 +123,18 @@ impl Env {
     }
 }
 
+static START_INFO: core::sync::atomic::AtomicPtr<StartInfo> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// The start_info page (set at boot, never written after).
+pub fn start_info() -> &'static StartInfo {
+    let p = START_INFO.load(Ordering::Acquire);
+    assert!(!p.is_null(), "start_info used before boot finished");
+    // SAFETY: set once at boot to Xen's start_info page, which lives and stays unchanged for
+    // the guest's lifetime.
+    unsafe { &*p }
+}
+
 unsafe extern "Rust" {
     /// Defined by the guest with [`crate::entry!`].
     safe fn xen_pv_guest_main(env: &Env) -> Shutdown;
@@ -151,6 +163,7 @@ extern "C" fn xen_pv_rust_start(start_info: *const StartInfo, xen_stack_top: u64
     init_fpu();
     // SAFETY: Xen passes a valid start_info page in rsi; nothing writes it after boot.
     let si: &'static StartInfo = unsafe { &*start_info };
+    START_INFO.store(start_info as *mut StartInfo, Ordering::Release);
     if !si.magic_is_x86_64() {
         early_fail("xen-pv: start_info magic is not xen-3.0-x86_64\n");
     }
