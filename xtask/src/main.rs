@@ -220,15 +220,11 @@ fn check_kernel(args: &[String]) -> Result<u8> {
 
 /// `cargo xtask run <guest>`.
 fn run(args: &[String]) -> Result<u8> {
-<<<<<<< HEAD
     let a = Args::parse(
         args,
         &["--timeout", "--cmdline"],
         &["--lab", "-v", "--verbose"],
     )?;
-=======
-    let a = Args::parse(args, &["--timeout"], &["--lab", "-v", "--verbose"])?;
->>>>>>> main
     let [guest] = a.positional.as_slice() else {
         return Err(usage(
             "run takes one guest name, e.g. `cargo xtask run hello`",
@@ -276,11 +272,7 @@ fn run(args: &[String]) -> Result<u8> {
             "this machine is a Xen dom0: xl create {}",
             cfg.display()
         ));
-<<<<<<< HEAD
         direct::run(&cfg, kernel, guest, &overrides, timeout)?
-=======
-        direct::run(&cfg, kernel, guest, timeout)?
->>>>>>> main
     } else {
         let mut spec = GuestSpec::new(guest.as_str(), kernel, &cfg).timeout(timeout);
         spec.xl_overrides = overrides;
@@ -446,17 +438,10 @@ fn test(args: &[String]) -> Result<u8> {
     setup_machine()?;
     let root = guests::repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-<<<<<<< HEAD
     say("host tests: cargo test --workspace --no-fail-fast");
     let host = Command::new(&cargo)
         .current_dir(&root)
         .args(["test", "--workspace", "--no-fail-fast"])
-=======
-    say("host tests: cargo test --workspace");
-    let host = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["test", "--workspace"])
->>>>>>> main
         .status()?;
     if !host.success() {
         // Go on: the e2e results are worth having too; the exit status reports the failure.
@@ -484,10 +469,7 @@ fn test(args: &[String]) -> Result<u8> {
             "--nocapture",
             "--test-threads=4",
         ])
-<<<<<<< HEAD
         .env("RUST_BACKTRACE", "0") // a failing guest's report is the useful part
-=======
->>>>>>> main
         .status()?;
     if !host.success() {
         say("host tests FAILED (see above)");

@@ -143,11 +143,7 @@ pub fn require_archive_reachable(mirror: &str, suite: &str) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     write!(
         stream,
-<<<<<<< HEAD
         "HEAD {path}/dists/{suite}/Release HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-=======
-        "HEAD {path}/dists/{suite}/Release HTTP/1.0\r\nHost: {host}\r\n\r\n"
->>>>>>> main
     )
     .map_err(|e| fail(e.to_string()))?;
     let mut reply = [0u8; 64];

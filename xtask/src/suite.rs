@@ -90,7 +90,10 @@ pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
         // The xenstore client over the guest ring, with a dom0 peer answering through
         // xenstore-write while the guest waits.
         ctx.guest("xenstore-test")?
-            .dom0_script(ScriptMode::Background, ctx.read("guests/xenstore-test/dom0/peer.sh")?)
+            .dom0_script(
+                ScriptMode::Background,
+                ctx.read("guests/xenstore-test/dom0/peer.sh")?,
+            )
             .expect(r"xenstore-test: [1-9][0-9]* passed, 0 failed")
             .timeout(Duration::from_secs(120)),
     ];

@@ -172,18 +172,12 @@ fn keys() -> Keys {
     ]);
     let image = hash_of(&[
         BUILDER_VERSION,
-<<<<<<< HEAD
         IMAGE_VERSION,
         &host,
         &rootfs,
         DOM0_INIT,
         DOM0_INITRD_INIT,
         &DOM0_INITRD_MODULES.join(","),
-=======
-        &host,
-        &rootfs,
-        DOM0_INIT,
->>>>>>> main
         LINUX_DOMU_INIT,
         LINUX_DOMU_CFG,
     ]);
@@ -418,28 +412,17 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     let kernel_version = kernel_version(rootfs)?;
     let boot = rootfs.join("boot");
     fs::copy(host.join("xen"), partial.join("xen"))?;
-<<<<<<< HEAD
     // dom0 gets the kernel's uncompressed ELF: Xen would otherwise unpack the xz payload
     // under TCG on every boot (about 10 s).
     let bzimage = fs::read(boot.join(format!("vmlinuz-{kernel_version}")))?;
     fs::write(
         partial.join("vmlinux"),
         extract_vmlinux(&bzimage, &partial)?,
-=======
-    fs::copy(
-        boot.join(format!("vmlinuz-{kernel_version}")),
-        partial.join("vmlinuz"),
-    )?;
-    fs::copy(
-        boot.join(format!("initrd.img-{kernel_version}")),
-        partial.join("initrd.img"),
->>>>>>> main
     )?;
     fs::copy(
         boot.join(format!("vmlinuz-{kernel_version}")),
         partial.join("linux-domu/vmlinuz"),
     )?;
-<<<<<<< HEAD
 
     let busybox = fs::read(host.join("root/bin/busybox"))
         .context("busybox-static missing from the host tools")?;
@@ -449,12 +432,6 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     )?;
 
     // The Linux baseline domU: busybox-static + /init, an uncompressed newc archive.
-=======
-
-    // The Linux baseline domU: busybox-static + /init, an uncompressed newc archive.
-    let busybox = fs::read(host.join("root/bin/busybox"))
-        .context("busybox-static missing from the host tools")?;
->>>>>>> main
     let mut cpio = Newc::default();
     for d in ["bin", "dev", "proc", "sys"] {
         cpio.dir(d);
@@ -661,7 +638,6 @@ fn partial_of(dir: &Path) -> PathBuf {
     dir.with_file_name(name)
 }
 
-<<<<<<< HEAD
 /// Stages of each kind kept besides the current one: several checkouts (branches,
 /// worktrees) of the project share the cache and must not delete each other's stages.
 const KEPT_OTHER_STAGES: usize = 2;
@@ -700,19 +676,6 @@ fn collect_garbage(root: &Path, current: &[&Path]) -> Result<()> {
             if index >= KEPT_OTHER_STAGES || idle > STAGE_MAX_IDLE {
                 remove_stage(path)?;
             }
-=======
-/// Removes stages other than the current ones (old hashes, interrupted builds).
-fn collect_garbage(root: &Path, keep: &[&Path]) -> Result<()> {
-    for entry in fs::read_dir(root)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let is_stage = ["host-", "rootfs-", "image-"]
-            .iter()
-            .any(|p| name.starts_with(p));
-        if is_stage && !keep.contains(&path.as_path()) {
-            say(format!("removing stale lab stage {}", path.display()));
-            remove_tree(&path)?;
->>>>>>> main
         }
     }
     Ok(())

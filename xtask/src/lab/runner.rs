@@ -111,7 +111,6 @@ pub fn validate(guests: &[GuestSpec]) -> Result<()> {
         })?;
         XlConfig::parse(&cfg)
             .with_context(|| format!("guest `{}`: bad xl config {}", g.name, g.cfg.display()))?;
-<<<<<<< HEAD
         if let Some(bad) = g
             .xl_overrides
             .iter()
@@ -122,8 +121,6 @@ pub fn validate(guests: &[GuestSpec]) -> Result<()> {
                 g.name
             );
         }
-=======
->>>>>>> main
         for f in g.ramdisk.iter().chain(&g.extra_files) {
             if !f.is_file() {
                 bail!("guest `{}`: no such file {}", g.name, f.display());
@@ -224,17 +221,12 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
 
     // debugfs exits 0 even when a request fails: check that the tree arrived.
     let results = run_dir.join("results");
-<<<<<<< HEAD
     fs::create_dir_all(&results)?;
     let dump = progress::output(
-=======
-    progress::output(
->>>>>>> main
         Command::new("debugfs")
             .arg("-R")
             .arg(format!("rdump /out {}", results.display()))
             .arg(&job_img),
-<<<<<<< HEAD
     );
     let out = results.join("out");
     if dump.is_err() || !out.is_dir() {
@@ -244,12 +236,6 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
         );
     }
     let _ = fs::remove_file(&job_img);
-=======
-    )
-    .context("cannot read the results off the job disk (debugfs rdump)")?;
-    let _ = fs::remove_file(&job_img);
-    let out = results.join("out");
->>>>>>> main
     let outcomes: Vec<GuestOutcome> = guests
         .iter()
         .map(|g| read_outcome(&out.join(&g.name), g))
@@ -478,7 +464,6 @@ fn stage_job(job: &Path, guests: &[GuestSpec]) -> Result<()> {
             let name = extra
                 .file_name()
                 .with_context(|| format!("extra file {} has no name", extra.display()))?;
-<<<<<<< HEAD
             if [
                 "kernel",
                 "guest.cfg",
@@ -489,11 +474,6 @@ fn stage_job(job: &Path, guests: &[GuestSpec]) -> Result<()> {
             ]
             .iter()
             .any(|r| name == *r)
-=======
-            if ["kernel", "guest.cfg", "ramdisk", "params", "dom0.sh"]
-                .iter()
-                .any(|r| name == *r)
->>>>>>> main
             {
                 bail!("guest `{}`: extra file name {:?} is reserved", g.name, name);
             }
