@@ -665,7 +665,9 @@ fn collect_garbage(root: &Path, current: &[&Path]) -> Result<()> {
                 }
                 continue;
             }
+            // Stages of older xtask versions have no .last-used: their build time counts.
             let used = fs::metadata(path.join(".last-used"))
+                .or_else(|_| fs::metadata(&path))
                 .and_then(|m| m.modified())
                 .unwrap_or(UNIX_EPOCH);
             others.push((used, path));
