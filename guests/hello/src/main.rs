@@ -3,7 +3,8 @@
 //!
 //! Command-line words (`extra=` in xl-configs/hello.cfg):
 //! `greeting=<word>` changes the greeting; `panic` makes it panic (to see a crash
-//! reported); `oom` makes it allocate until memory runs out.
+//! reported); `oom` makes it allocate until memory runs out; `fault` makes it write
+//! through a null pointer (a CPU fault, reported by xen-pv's trap handlers).
 #![no_std]
 #![no_main]
 
@@ -27,6 +28,13 @@ fn main(env: &Env) -> Result<(), String> {
 
     if cmdline.has("panic") {
         panic!("panic requested on the command line");
+    }
+    if cmdline.has("fault") {
+        println!("writing through a null pointer...");
+        // SAFETY: none; this deliberately faults (page 0 is unmapped after boot) to show
+        // how a guest bug is reported.
+        unsafe { core::ptr::write_volatile(core::ptr::without_provenance_mut::<u64>(8), 1) };
+        println!("not reached");
     }
 
     let (free_before, managed) = xen_pv::mm::frame_stats();

@@ -74,3 +74,20 @@ pub const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
 
 /// `INVALID_P2M_ENTRY`.
 pub const INVALID_P2M_ENTRY: u64 = !0;
+
+/// `struct trap_info`: one entry of the virtual IDT given to `set_trap_table`; the array
+/// ends with an entry whose `address` is 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, IntoBytes, Immutable, KnownLayout)]
+pub struct TrapInfo {
+    pub vector: u8,
+    /// Bits 0-1: the privilege level allowed to raise the vector with `int`; bit 2: mask
+    /// event upcalls on entry.
+    pub flags: u8,
+    pub cs: u16,
+    pub _pad0: u32,
+    pub address: u64,
+}
+
+/// `FLAT_KERNEL_CS` on x86_64 (ring 3, 64-bit).
+pub const FLAT_KERNEL_CS: u16 = 0xe033;

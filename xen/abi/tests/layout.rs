@@ -9,7 +9,7 @@ use std::process::Command;
 use xen_abi::console::XenconsInterface;
 use xen_abi::event_channel::*;
 use xen_abi::grant_table::*;
-use xen_abi::mm::{MmuUpdate, MmuextOp};
+use xen_abi::mm::{MmuUpdate, MmuextOp, TrapInfo};
 use xen_abi::sched::{SchedPoll, SchedShutdown};
 use xen_abi::shared_info::*;
 use xen_abi::start_info::StartInfo;
@@ -72,6 +72,9 @@ fn all_checks() -> Vec<Check> {
         timeout_abs_ns => "timeout_abs_ns", flags => "flags",
     });
     layout!(c, MmuUpdate = "struct mmu_update" { ptr => "ptr", val => "val" });
+    layout!(c, TrapInfo = "struct trap_info" {
+        vector => "vector", flags => "flags", cs => "cs", address => "address",
+    });
     layout!(c, MmuextOp = "struct mmuext_op" { cmd => "cmd", arg1 => "arg1", arg2 => "arg2" });
     layout!(c, EvtchnAllocUnbound = "struct evtchn_alloc_unbound" {
         dom => "dom", remote_dom => "remote_dom", port => "port",
@@ -174,6 +177,11 @@ fn constant_checks() -> Vec<Check> {
     k("GNTMAP_host_map", grant_table::GNTMAP_HOST_MAP as usize);
     k("GNTMAP_readonly", grant_table::GNTMAP_READONLY as usize);
     k("MMUEXT_PIN_L1_TABLE", mm::MMUEXT_PIN_L1_TABLE as usize);
+    k("FLAT_KERNEL_CS", mm::FLAT_KERNEL_CS as usize);
+    k(
+        "__HYPERVISOR_set_trap_table",
+        hypercall::SET_TRAP_TABLE as usize,
+    );
     k("MACH2PHYS_VIRT_START", mm::MACH2PHYS_VIRT_START as usize);
     k("MAX_GUEST_CMDLINE", start_info::MAX_GUEST_CMDLINE as usize);
     k("XEN_ELFNOTE_PHYS32_ENTRY", elfnote::PHYS32_ENTRY as usize);

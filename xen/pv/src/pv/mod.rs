@@ -11,3 +11,4 @@ pub mod runtime;
 pub mod sched;
 pub mod shared_info;
 pub mod time;
+pub mod traps;

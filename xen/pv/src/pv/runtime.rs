@@ -184,6 +184,10 @@ extern "C" fn xen_pv_rust_start(start_info: *const StartInfo, xen_stack_top: u64
         None => early_fail("xen-pv: console ring frame is not ours\n"),
     }
 
+    if let Err(e) = super::traps::init() {
+        crate::println!("xen-pv: set_trap_table failed ({e}); CPU faults will not be reported");
+    }
+
     let memory = match mm::init(si, xen_stack_top) {
         Ok(layout) => layout,
         Err(e) => {
@@ -191,8 +195,11 @@ extern "C" fn xen_pv_rust_start(start_info: *const StartInfo, xen_stack_top: u64
             shutdown(Shutdown::Crash);
         }
     };
-    // Unmap the page below the stack so an overflow faults instead of corrupting memory.
+    // Unmap the page below the stack so an overflow faults instead of corrupting memory,
+    // and page 0 (only `_start` lives there) so a null pointer faults instead of reading
+    // or overwriting code.
     let _ = hypercall::update_va_mapping(stack_guard_va(), 0, UVMF_INVLPG);
+    let _ = hypercall::update_va_mapping(0, 0, UVMF_INVLPG);
 
     let cmdline = si.cmd_line().unwrap_or("");
     let level = CmdLine::new(cmdline)

@@ -38,6 +38,11 @@ pub(crate) fn write_u8(off: usize, v: u8) {
     unsafe { page().add(off).write_volatile(v) }
 }
 
+/// The faulting address of vCPU 0's last page fault (Xen stores CR2 in `arch.cr2`).
+pub fn vcpu0_cr2() -> u64 {
+    read_u64(core::mem::offset_of!(xen_abi::shared_info::VcpuInfo, arch))
+}
+
 /// vCPU 0's event upcall mask byte (we run with upcalls masked: see `crate::pv::events`).
 pub(crate) fn set_upcall_mask(masked: bool) {
     write_u8(offsets::UPCALL_MASK, masked as u8);
