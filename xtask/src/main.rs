@@ -46,7 +46,9 @@ EXIT STATUS of `run` and `lab run`
   1 error (bad input, set-up or lab failure; one line says what)   2 usage
 
 ENVIRONMENT
-  XEN_LAB_CACHE   lab cache directory     CARGO_TARGET_DIR  honoured for all builds
+  XEN_LAB_CACHE    lab cache directory (default ~/.cache/rust-xen-pv/xen-lab)
+  XEN_LAB_VERBOSE  1: show Xen's and dom0's whole console in lab runs (as -v)
+  CARGO_TARGET_DIR honoured for all builds
 ";
 
 fn main() -> ExitCode {
@@ -278,7 +280,7 @@ fn run(args: &[String]) -> Result<u8> {
         spec.xl_overrides = overrides;
         let image = lab::ensure_image(false)?;
         let options = RunOptions {
-            verbose: a.has("-v") || a.has("--verbose"),
+            verbose: a.has("-v") || a.has("--verbose") || RunOptions::default().verbose,
             ..RunOptions::default()
         };
         let run = lab::run_guests(&image, &[spec], &options)?;
@@ -410,7 +412,7 @@ fn lab_run(args: &[String]) -> Result<u8> {
     lab::runner::validate(std::slice::from_ref(&spec))?;
     let image = lab::ensure_image(false)?;
     let options = RunOptions {
-        verbose: a.has("-v") || a.has("--verbose"),
+        verbose: a.has("-v") || a.has("--verbose") || RunOptions::default().verbose,
         ..RunOptions::default()
     };
     let run = lab::run_guests(&image, std::slice::from_ref(&spec), &options)?;

@@ -41,9 +41,10 @@ pub struct RunOptions {
 }
 
 impl Default for RunOptions {
+    /// `XEN_LAB_VERBOSE=1` in the environment turns `verbose` on (e.g. to debug CI).
     fn default() -> Self {
         Self {
-            verbose: false,
+            verbose: std::env::var_os("XEN_LAB_VERBOSE").is_some_and(|v| v != "0"),
             boot_timeout: Duration::from_secs(300),
             memory_mib: 2048,
         }
