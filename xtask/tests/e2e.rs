@@ -61,7 +61,7 @@ fn xen_core_test() {
 
 #[test]
 #[ignore = "needs the Xen lab: cargo xtask test"]
-fn xenstore_test_with_dom0_peer() {
+fn xenstore_test_with_background_dom0_peer() {
     assert_guest("xenstore-test");
 }
 
@@ -74,7 +74,7 @@ fn xl_run_on_a_real_dom0() {
 
 #[test]
 #[ignore = "needs the Xen lab: cargo xtask test"]
-fn linux_baseline_with_background_dom0_script() {
+fn linux_baseline() {
     assert_guest("linux");
 }
 
