@@ -202,6 +202,12 @@ pub fn ensure_image(force: bool) -> Result<LabImage> {
     fs::create_dir_all(&root)
         .with_context(|| format!("cannot create the lab cache {}", root.display()))?;
     let _lock = LabLock::acquire(&root)?;
+    ensure_image_locked(&root, force, started)
+}
+
+/// [`ensure_image`] for a caller that holds the lab lock.
+pub(super) fn ensure_image_locked(root: &Path, force: bool, started: Instant) -> Result<LabImage> {
+    let root = root.to_owned();
     let keys = keys();
     let host_dir = root.join(format!("host-{}", keys.host));
     let rootfs_dir = root.join(format!("rootfs-{}", keys.rootfs));

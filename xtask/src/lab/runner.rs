@@ -138,6 +138,19 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
     validate(guests)?;
     let root = cache_root();
     let _lock = LabLock::acquire(&root)?;
+    // Between the caller's ensure_image and this lock, another checkout's xtask (an older
+    // version sharing the cache) may have removed the image: rebuild it then.
+    let rebuilt;
+    let image = if image.dir.join(".complete").exists() && image.qemu.exists() {
+        image
+    } else {
+        say(format!(
+            "the lab image {} went away; rebuilding it",
+            image.dir.display()
+        ));
+        rebuilt = super::image::ensure_image_locked(&root, false, Instant::now())?;
+        &rebuilt
+    };
     let run_dir = new_run_dir(&root)?;
     let job = run_dir.join("job");
     stage_job(&job, guests)?;
