@@ -63,10 +63,10 @@ stop_group() { # pid
 }
 
 # Shutdown state of a domain from `xl list -v`: prints poweroff|reboot|suspend|crash|
-# watchdog|soft-reset when it has shut down, "gone" when it no longer exists, else nothing.
-shutdown_state() { # name row_file
+# watchdog|soft-reset when it has shut down, "gone" when xl lists no such domain, else nothing.
+shutdown_state() { # name row_file err_file
     local row state code
-    row=$(xl list -v "$1" 2>/dev/null | awk -v n="$1" '$1 == n')
+    row=$(xl list -v "$1" 2>>"$3" | awk -v n="$1" '$1 == n')
     echo "$row" > "$2"
     [ -n "$row" ] || { echo gone; return; }
     state=$(echo "$row" | awk '{print $5}')
@@ -134,13 +134,23 @@ run_guest() { # name
             [ -n "$domid" ] || domid=$(xl domid "$name" 2>/dev/null)
             lab "guest-running $name domid=$domid create_ms=$create_ms"
             deadline=$(( $(now_ms) + TIMEOUT * 1000 ))
+            # With on_*=preserve a domain stays until we destroy it, so a missing row is a
+            # transient xl failure unless it persists (then: destroyed by something else).
+            local misses=0 state
             while [ "$(now_ms)" -lt "$deadline" ]; do
-                reason=$(shutdown_state "$name" "$out/xl-list.txt")
-                [ -n "$reason" ] && break
+                state=$(shutdown_state "$name" "$out/xl-list.txt" "$out/xl-list.err")
+                if [ "$state" = gone ]; then
+                    misses=$((misses + 1))
+                    [ $misses -ge 10 ] && { reason=vanished; break; }
+                elif [ -n "$state" ]; then
+                    reason=$state
+                    break
+                else
+                    misses=0
+                fi
                 sleep 0.2
             done
             [ -n "$reason" ] || reason=timeout
-            [ "$reason" = gone ] && reason=poweroff
             lab "trace $name shutdown seen: $reason"
             sleep 0.3 # xenconsoled may not have drained the ring yet
             xl destroy "$name" > /dev/null 2>&1

@@ -43,6 +43,7 @@ COMMANDS
 EXIT STATUS of `run` and `lab run`
   0 poweroff   10 reboot   11 crash   12 suspend   13 watchdog   14 soft-reset
   20 timeout   21 xl create failed   22 dom0 script failed   23 not run (lab failed)
+  24 vanished (the domain was destroyed by something else)
   1 error (bad input, set-up or lab failure; one line says what)   2 usage
 
 ENVIRONMENT

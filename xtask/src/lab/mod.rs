@@ -138,6 +138,8 @@ pub enum Shutdown {
     SoftReset,
     /// Still running when its timeout expired (then destroyed).
     Timeout,
+    /// The domain disappeared without a shutdown reason (destroyed by something else).
+    Vanished,
     /// `xl create` failed (see `xl_create_log`).
     CreateFailed,
     /// The `Before` dom0 script failed, so the guest was not created.
@@ -156,6 +158,7 @@ impl Shutdown {
             "watchdog" => Self::Watchdog,
             "soft-reset" => Self::SoftReset,
             "timeout" => Self::Timeout,
+            "vanished" => Self::Vanished,
             "create-failed" => Self::CreateFailed,
             "script-failed" => Self::ScriptFailed,
             "not-run" => Self::NotRun,
@@ -171,6 +174,7 @@ impl Shutdown {
             Self::Watchdog => "watchdog",
             Self::SoftReset => "soft-reset",
             Self::Timeout => "timeout",
+            Self::Vanished => "vanished",
             Self::CreateFailed => "create-failed",
             Self::ScriptFailed => "script-failed",
             Self::NotRun => "not-run",
@@ -189,6 +193,7 @@ impl Shutdown {
             Self::CreateFailed => 21,
             Self::ScriptFailed => 22,
             Self::NotRun => 23,
+            Self::Vanished => 24,
         }
     }
 }
