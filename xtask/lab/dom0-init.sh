@@ -39,9 +39,8 @@ mount -o remount,rw /
 hostname lab-dom0
 lab "dom0-up kernel=$(uname -r) xen=$(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra)"
 
-for module in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback xen-netback loop bridge; do
-    modprobe "$module" || note "modprobe $module failed"
-done
+modprobe -a xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkback xen-netback loop bridge \
+    || note "modprobe of a Xen backend module failed"
 mountpoint -q /proc/xen || mount -t xenfs xenfs /proc/xen || note "cannot mount xenfs"
 mkdir -p /run/xen /run/xenstored /var/log/xen/console /var/lib/xen/dump /var/lib/xenstored
 

@@ -9,38 +9,65 @@
 # and streams progress to the host as "@@LAB ..." console lines.
 #
 # /job/g/<name>/ holds the guest's kernel, guest.cfg, optional ramdisk, extra files,
-# optional dom0.sh and params (TIMEOUT=secs, SCRIPT_MODE=before|background, SCRIPT_GRACE=secs).
+# xl-overrides (extra `key=value` settings, one a line), optional dom0.sh and params (TIMEOUT=secs, SCRIPT_MODE=before|background, SCRIPT_GRACE=secs).
 set -u
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 lab() { echo "@@LAB $*"; }
 
 xl dmesg -c > /job/out/xen-boot-dmesg.log 2>&1
+# The first `xl create` of a boot pays for reading the toolstack and its libraries from
+# the (cold) root disk; warm the page cache so the first guest's times compare with the
+# others'.
+cat /usr/lib/xen-4.17/bin/* /usr/lib/x86_64-linux-gnu/libxen* /usr/lib/x86_64-linux-gnu/libxl* \
+    /usr/lib/xen-4.17/lib/x86_64-linux-gnu/* /job/g/*/kernel /job/g/*/ramdisk > /dev/null 2>&1
 
 # Prints the host-facing copy of a file as it grows: "@@LAB <tag> <name> <line>".
-# With TIMED=path, also appends "<ms since $2> <line>" there.
+# With a timed file, also appends "<ms since start_ms> <line>" there (start_ms 0: absolute). The file must start
+# with the line "@@LAB-START": when the follower reads it, it creates <timed>.ready, so the
+# caller knows the follower is reading before it starts the guest (then the first line's
+# time stamp does not include the follower's own start-up, seconds under a loaded TCG).
 follow() { # tag name file start_ms [timed_file]
     local tag=$1 name=$2 file=$3 start=$4 timed=${5:-} line t
     tail -n +1 -F "$file" 2>/dev/null | while IFS= read -r line; do
         line=${line%$'\r'}
+        if [ "$line" = "@@LAB-START" ]; then
+            [ -n "$timed" ] && : > "$timed.ready"
+            continue
+        fi
         if [ -n "$timed" ]; then t=${EPOCHREALTIME/./}; echo "$((t / 1000 - start)) $line" >> "$timed"; fi
         echo "@@LAB $tag $name $line"
     done
 }
 
-# Stops a process group started with setsid: TERM, then KILL after a grace period.
-stop_group() { # pid grace_secs
-    local pid=$1 grace=$2 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM -- "-$pid" 2>/dev/null
-    for i in $(seq $((grace * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null
+# Waits for a child of this shell for at most `secs`, then kills its process group (it was
+# started with setsid). Sets WAIT_STATUS to its exit status, or "killed". (Polling with
+# `kill -0` cannot tell: an exited child stays a zombie until waited for.)
+WAIT_STATUS=""
+wait_or_kill() { # pid secs
+    local pid=$1 secs=$2 killer status mark=/tmp/killed.$1
+    rm -f "$mark"
+    ( sleep "$secs"; : > "$mark"; kill -TERM -- "-$pid"; sleep 2; kill -KILL -- "-$pid" ) 2>/dev/null &
+    killer=$!
+    wait "$pid"
+    status=$?
+    kill "$killer" 2>/dev/null
+    wait "$killer" 2>/dev/null
+    if [ -e "$mark" ]; then WAIT_STATUS=killed; else WAIT_STATUS=$status; fi
+    rm -f "$mark"
+}
+
+# Stops a process group started with setsid, now.
+stop_group() { # pid
+    kill -TERM -- "-$1" 2>/dev/null
+    wait "$1" 2>/dev/null
 }
 
 # Shutdown state of a domain from `xl list -v`: prints poweroff|reboot|suspend|crash|
-# watchdog|soft-reset when it has shut down, "gone" when it no longer exists, else nothing.
-shutdown_state() { # name
+# watchdog|soft-reset when it has shut down, "gone" when xl lists no such domain, else nothing.
+shutdown_state() { # name row_file err_file
     local row state code
-    row=$(xl list -v "$1" 2>/dev/null | awk -v n="$1" '$1 == n')
+    row=$(xl list -v "$1" 2>>"$3" | awk -v n="$1" '$1 == n')
+    echo "$row" > "$2"
     [ -n "$row" ] || { echo gone; return; }
     state=$(echo "$row" | awk '{print $5}')
     code=$(echo "$row" | awk '{print $8}')
@@ -61,7 +88,9 @@ run_guest() { # name
     local console_pid="" script_pid="" script_follow_pid=""
     mkdir -p "$out"
     . "$dir/params"
-    local overrides=(
+    local overrides=()
+    mapfile -t overrides < "$dir/xl-overrides"
+    overrides+=(
         "name=\"$name\"" "kernel=\"$dir/kernel\""
         "on_poweroff=\"preserve\"" "on_reboot=\"preserve\"" "on_crash=\"preserve\""
         "on_watchdog=\"preserve\"" "on_soft_reset=\"preserve\""
@@ -80,32 +109,52 @@ run_guest() { # name
     fi
 
     if [ -z "$reason" ]; then
+        # xenconsoled appends to the log: start following it before the domain exists.
+        echo "@@LAB-START" > "$console"
+        setsid bash -c "$(declare -f follow); follow con '$name' '$console' 0 '$out/console.abs'" &
+        console_pid=$!
+        local waited=0
+        while [ ! -e "$out/console.abs.ready" ] && [ $waited -lt 100 ]; do sleep 0.05; waited=$((waited + 1)); done
         t0=$(now_ms)
         if (cd "$dir" && xl create -p guest.cfg "${overrides[@]}") > "$out/xl-create.log" 2>&1; then
             t_created=$(now_ms)
             create_ms=$((t_created - t0))
-            domid=$(xl domid "$name" 2>/dev/null)
-            setsid bash -c "$(declare -f follow); follow con '$name' '$console' $t0 '$out/console.timed'" &
-            console_pid=$!
+            # Only a background script needs the domid before the guest runs; looking it up
+            # costs an xl call that would otherwise count in the first-console-line time.
             if [ "$SCRIPT_MODE" = background ]; then
-                (cd "$dir" && GUEST_NAME=$name DOMID=$domid exec setsid ./dom0.sh) > "$out/dom0-script.log" 2>&1 &
+                domid=$(xl domid "$name" 2>/dev/null)
+                echo "@@LAB-START" > "$out/dom0-script.log"
+                (cd "$dir" && GUEST_NAME=$name DOMID=$domid exec setsid ./dom0.sh) >> "$out/dom0-script.log" 2>&1 &
                 script_pid=$!
                 setsid bash -c "$(declare -f follow); follow script '$name' '$out/dom0-script.log' 0" &
                 script_follow_pid=$!
             fi
             xl unpause "$name"
+            lab "trace $name unpaused"
+            [ -n "$domid" ] || domid=$(xl domid "$name" 2>/dev/null)
             lab "guest-running $name domid=$domid create_ms=$create_ms"
             deadline=$(( $(now_ms) + TIMEOUT * 1000 ))
+            # With on_*=preserve a domain stays until we destroy it, so a missing row is a
+            # transient xl failure unless it persists (then: destroyed by something else).
+            local misses=0 state
             while [ "$(now_ms)" -lt "$deadline" ]; do
-                reason=$(shutdown_state "$name")
-                [ -n "$reason" ] && break
+                state=$(shutdown_state "$name" "$out/xl-list.txt" "$out/xl-list.err")
+                if [ "$state" = gone ]; then
+                    misses=$((misses + 1))
+                    [ $misses -ge 10 ] && { reason=vanished; break; }
+                elif [ -n "$state" ]; then
+                    reason=$state
+                    break
+                else
+                    misses=0
+                fi
                 sleep 0.2
             done
             [ -n "$reason" ] || reason=timeout
-            [ "$reason" = gone ] && reason=poweroff
-            sleep 0.5 # let xenconsoled drain the ring into the log
-            xl list -v > "$out/xl-list.txt" 2>&1
+            lab "trace $name shutdown seen: $reason"
+            sleep 0.3 # xenconsoled may not have drained the ring yet
             xl destroy "$name" > /dev/null 2>&1
+            lab "trace $name destroyed"
         else
             reason=create-failed
             sed "s/^/@@LAB script $name xl create: /" "$out/xl-create.log"
@@ -113,24 +162,20 @@ run_guest() { # name
     fi
 
     if [ -n "$script_pid" ]; then
-        local waited=0
-        while kill -0 "$script_pid" 2>/dev/null && [ $waited -lt $((SCRIPT_GRACE * 10)) ]; do
-            sleep 0.1; waited=$((waited + 1))
-        done
-        if kill -0 "$script_pid" 2>/dev/null; then
-            stop_group "$script_pid" 2
-            wait "$script_pid" 2>/dev/null
-            script_status=killed
-        else
-            wait "$script_pid"; script_status=$?
-        fi
+        wait_or_kill "$script_pid" "$SCRIPT_GRACE"
+        script_status=$WAIT_STATUS
     fi
-    sleep 0.3
-    [ -n "$console_pid" ] && stop_group "$console_pid" 1
-    [ -n "$script_follow_pid" ] && stop_group "$script_follow_pid" 1
-    cp "$console" "$out/console.log" 2>/dev/null || : > "$out/console.log"
+    sleep 0.2 # the followers' last lines
+    [ -n "$console_pid" ] && stop_group "$console_pid"
+    [ -n "$script_follow_pid" ] && stop_group "$script_follow_pid"
+    grep -v '^@@LAB-START$' "$console" > "$out/console.log" 2>/dev/null
+    sed -i '/^@@LAB-START$/d' "$out/dom0-script.log"
     cp "/var/log/xen/xl-$name.log" "$out/xl.log" 2>/dev/null
+    lab "trace $name followers stopped"
     xl dmesg -c > "$out/xl-dmesg.log" 2>&1
+    # Console time stamps relative to the start of xl create.
+    [ -f "$out/console.abs" ] && awk -v t0="$t0" '{ i = index($0, " "); print ($1 - t0) substr($0, i) }' \
+        "$out/console.abs" > "$out/console.timed"
     local first_ms
     first_ms=$(head -n 1 "$out/console.timed" 2>/dev/null | cut -d' ' -f1)
     {

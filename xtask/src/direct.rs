@@ -18,14 +18,21 @@ pub fn is_xen_dom0() -> bool {
     has_xl && caps.contains("control_d")
 }
 
-/// Creates the guest with `xl create` (kernel and `on_*` overridden, so the shutdown reason
+/// Creates the guest with `xl create` (`overrides`, then kernel, name and `on_*` overridden, so the shutdown reason
 /// can be read), streams its console to stdout, waits for it to end (or `timeout`), destroys
 /// it and returns how it ended.
-pub fn run(cfg: &Path, kernel: &Path, name: &str, timeout: Duration) -> Result<Shutdown> {
+pub fn run(
+    cfg: &Path,
+    kernel: &Path,
+    name: &str,
+    overrides: &[String],
+    timeout: Duration,
+) -> Result<Shutdown> {
     let started = Instant::now();
     let create = Command::new("xl")
         .args(["create", "-p"])
         .arg(cfg)
+        .args(overrides)
         .arg(format!("kernel=\"{}\"", kernel.display()))
         .arg(format!("name=\"{name}\""))
         .args([
@@ -82,6 +89,7 @@ pub fn run(cfg: &Path, kernel: &Path, name: &str, timeout: Duration) -> Result<S
 
 fn wait_for_shutdown(name: &str, timeout: Duration) -> Result<Shutdown> {
     let deadline = Instant::now() + timeout;
+    let mut misses = 0;
     while Instant::now() < deadline {
         let list = Command::new("xl").args(["list", "-v", name]).output()?;
         let text = String::from_utf8_lossy(&list.stdout);
@@ -90,8 +98,16 @@ fn wait_for_shutdown(name: &str, timeout: Duration) -> Result<Shutdown> {
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
             .find(|r| r.first() == Some(&name))
         else {
-            return Ok(Shutdown::Poweroff); // gone: destroyed by its on_* action elsewhere
+            // With on_*=preserve the domain stays until we destroy it: a missing row is a
+            // transient xl failure unless it persists.
+            misses += 1;
+            if misses >= 10 {
+                return Ok(Shutdown::Vanished);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
         };
+        misses = 0;
         if let Some(reason) = shutdown_from_row(&row) {
             return Ok(reason);
         }

@@ -143,7 +143,7 @@ pub fn require_archive_reachable(mirror: &str, suite: &str) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     write!(
         stream,
-        "HEAD {path}/dists/{suite}/Release HTTP/1.0\r\nHost: {host}\r\n\r\n"
+        "HEAD {path}/dists/{suite}/Release HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| fail(e.to_string()))?;
     let mut reply = [0u8; 64];
@@ -257,4 +257,43 @@ pub fn ensure_guest_target() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_archive_is_one_clear_error() {
+        // A port that was just free on loopback: connection refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = require_archive_reachable(&format!("http://127.0.0.1:{port}/debian"), "bookworm")
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("cannot reach the Debian archive at http://127.0.0.1:"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'));
+        assert!(require_archive_reachable("ftp://example/debian", "bookworm").is_err());
+    }
+
+    #[test]
+    fn too_little_disk_space_is_one_clear_error() {
+        let message = require_free_space(Path::new("/"), u64::MAX, "building the lab image")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("not enough disk space for building the lab image"),
+            "{message}"
+        );
+        assert!(
+            require_free_space(Path::new("/nonexistent/dir"), 1, "x").is_ok(),
+            "nearest existing ancestor is used"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! one-line test in `tests/e2e.rs` that calls `assert_guest("<name>")`.
 
 use crate::guests;
-use crate::lab::{self, GuestSpec, LabImage, LabRun, RunOptions, ScriptMode};
+use crate::lab::{self, GuestSpec, LabImage, LabRun, RunOptions, ScriptMode, Shutdown};
 use crate::progress::{say, seconds};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -16,6 +16,9 @@ pub struct SuiteContext {
     /// Built guest kernels by guest name.
     pub kernels: BTreeMap<String, PathBuf>,
     pub image: LabImage,
+    /// This CLI's own binary, when known (integration tests get it from cargo), to check
+    /// `cargo xtask run`'s real-dom0 path inside the lab's dom0.
+    pub xtask_binary: Option<PathBuf>,
 }
 
 impl SuiteContext {
@@ -30,6 +33,11 @@ impl SuiteContext {
             bail!("guest `{name}` has no xl config {}", cfg.display());
         }
         Ok(GuestSpec::new(name, kernel, cfg))
+    }
+
+    /// A file of the repository (e.g. a guest's dom0 script).
+    pub fn read(&self, path: &str) -> Result<String> {
+        std::fs::read_to_string(self.root.join(path)).with_context(|| format!("cannot read {path}"))
     }
 
     /// The Linux baseline: Debian's kernel (the dom0's) booted as a PV domU with a busybox
@@ -47,25 +55,72 @@ impl SuiteContext {
 
 /// The suite, in run order.
 pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
-    Ok(vec![
+    let mut suite = vec![
         ctx.guest("hello")?
-            .expect(r"(?i)hello")
+            .expect(r"Hello from a Rust unikernel on Xen!")
+            .expect(r#"command line: "greeting=Hello""#)
+            .expect(r"Xen version: 4\.17")
+            .expect(r"Goodbye\.")
             .timeout(Duration::from_secs(60)),
-        // The background dom0 script checks the runner's contract (DOMID, GUEST_NAME, the
-        // domain visible in xenstore while the guest runs).
-        ctx.linux_baseline()
-            .expect(r"linux-domU: up, kernel")
+        // A guest that panics must be reported as crashed, with its panic message.
+        ctx.guest("hello")?
+            .named("hello-panic")
+            .xl_override(r#"extra="panic""#)
+            .expect(r"PANIC.*panic requested on the command line")
+            .expect_shutdown(Shutdown::Crash),
+        // Running out of memory is a clear message and a crash, not a hang.
+        ctx.guest("hello")?
+            .named("hello-oom")
+            .xl_override(r#"extra="oom""#)
+            .expect(r"out of memory")
+            .expect_shutdown(Shutdown::Crash),
+        // Same kernel, command line and harness path as hello (no dom0 script), so the
+        // summary's start-up ratio compares like with like.
+        ctx.linux_baseline().expect(r"linux-domU: up, kernel"),
+        // Event channels, grants, timers and the executor against the real hypervisor.
+        ctx.guest("xen-core-test")?
+            .expect(r"xen-core-test: [1-9][0-9]* passed, 0 failed")
+            .timeout(Duration::from_secs(180)),
+        // The xenstore client over the guest ring, with a dom0 peer answering through
+        // xenstore-write while the guest waits.
+        ctx.guest("xenstore-test")?
             .dom0_script(
                 ScriptMode::Background,
-                "set -eu\nname=$(xenstore-read /local/domain/$DOMID/name)\n\
-             echo \"dom0 sees domain $DOMID named $name\"\ntest \"$name\" = \"$GUEST_NAME\"\n",
-            ),
-    ])
+                // First the runner's contract for background scripts (DOMID and GUEST_NAME
+                // name the domain, which exists: this guest waits for its peer).
+                "test \"$(xenstore-read /local/domain/$DOMID/name)\" = \"$GUEST_NAME\" || exit 99\n\
+                 echo \"dom0 sees domain $DOMID named $GUEST_NAME\"\n"
+                    .to_owned() + &ctx.read("guests/xenstore-test/dom0/peer.sh")?,
+            )
+            .expect_script_output(r"dom0 sees domain [0-9]+ named xenstore-test")
+            .expect(r"xenstore-test: [1-9][0-9]* passed, 0 failed")
+            .timeout(Duration::from_secs(120)),
+    ];
+    if let Some(xtask) = &ctx.xtask_binary {
+        // On a real Xen host `cargo xtask run` uses xl directly (xtask/src/direct.rs): check
+        // that path in the lab's dom0, which is one, with this very binary.
+        suite.push(
+            ctx.guest("hello")?
+                .named("hello-xl-run")
+                .extra_file(xtask)
+                .dom0_script(
+                    ScriptMode::Before,
+                    "./xtask xl-run ./kernel ./guest.cfg --name hello-direct --timeout 60\n",
+                )
+                .expect_script_output(r"this machine is a Xen dom0")
+                .expect_script_output(r"Hello from a Rust unikernel on Xen!")
+                .expect_script_output(r"ended: poweroff \(exit status 0\)"),
+        );
+    }
+    Ok(suite)
 }
 
 /// Builds the guests and the lab image, then runs the whole suite in one lab boot. Returns
 /// the specs (for the expectations) and the run.
-pub fn run_e2e(options: &RunOptions) -> Result<(Vec<GuestSpec>, LabRun)> {
+pub fn run_e2e(
+    options: &RunOptions,
+    xtask_binary: Option<PathBuf>,
+) -> Result<(Vec<GuestSpec>, LabRun)> {
     let root = guests::repo_root();
     let kernels = guests::build(&root, None)?;
     let image = lab::ensure_image(false)?;
@@ -73,6 +128,7 @@ pub fn run_e2e(options: &RunOptions) -> Result<(Vec<GuestSpec>, LabRun)> {
         root,
         kernels,
         image,
+        xtask_binary,
     };
     let suite = e2e_suite(&ctx)?;
     let run = lab::run_guests(&ctx.image, &suite, options)?;

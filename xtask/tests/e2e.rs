@@ -10,7 +10,13 @@ use xtask::lab::{GuestSpec, LabRun, RunOptions};
 
 fn lab() -> &'static Result<(Vec<GuestSpec>, LabRun), String> {
     static RUN: OnceLock<Result<(Vec<GuestSpec>, LabRun), String>> = OnceLock::new();
-    RUN.get_or_init(|| xtask::suite::run_e2e(&RunOptions::default()).map_err(|e| format!("{e:#}")))
+    RUN.get_or_init(|| {
+        xtask::suite::run_e2e(
+            &RunOptions::default(),
+            Some(env!("CARGO_BIN_EXE_xtask").into()),
+        )
+        .map_err(|e| format!("{e:#}"))
+    })
 }
 
 /// Asserts that guest `name` behaved as its suite entry expects.
@@ -37,7 +43,38 @@ fn hello() {
 
 #[test]
 #[ignore = "needs the Xen lab: cargo xtask test"]
-fn linux_baseline_with_background_dom0_script() {
+fn hello_panic_is_reported_as_a_crash() {
+    assert_guest("hello-panic");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn hello_out_of_memory_is_reported_as_a_crash() {
+    assert_guest("hello-oom");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn xen_core_test() {
+    assert_guest("xen-core-test");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn xenstore_test_with_background_dom0_peer() {
+    assert_guest("xenstore-test");
+}
+
+/// `cargo xtask run`'s path for a real Xen host (xl create + xl console), run in dom0.
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn xl_run_on_a_real_dom0() {
+    assert_guest("hello-xl-run");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn linux_baseline() {
     assert_guest("linux");
 }
 

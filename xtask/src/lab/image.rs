@@ -20,10 +20,12 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Bump when the build steps change in a way the hashed inputs do not show.
+/// Bump when the build steps change in a way the hashed inputs do not show: BUILDER_VERSION
+/// rebuilds everything (minutes), IMAGE_VERSION only the last stage (seconds).
 const BUILDER_VERSION: &str = "lab-image-1";
+const IMAGE_VERSION: &str = "image-2";
 const SUITE: &str = "bookworm";
 const XEN_VERSION: &str = "4.17";
 /// Debian packages extracted (not installed) on the host.
@@ -78,6 +80,9 @@ const PRUNED_MODULE_DIRS: &[&str] = &[
 ];
 
 const DOM0_INIT: &str = include_str!("../../lab/dom0-init.sh");
+const DOM0_INITRD_INIT: &str = include_str!("../../lab/dom0-initrd-init.sh");
+/// Modules the dom0 initramfs loads to mount its root (their dependencies come along).
+const DOM0_INITRD_MODULES: &[&str] = &["crc32c_generic", "virtio_pci", "virtio_blk", "ext4"];
 const LINUX_DOMU_INIT: &str = include_str!("../../lab/linux-domu-init.sh");
 /// xl config of the Linux baseline guest.
 pub const LINUX_DOMU_CFG: &str = include_str!("../../lab/linux-domu.cfg");
@@ -126,7 +131,7 @@ impl LabImage {
                 PathBuf::from("/usr/share/seabios"),
             ],
             xen: image_dir.join("xen"),
-            dom0_kernel: image_dir.join("vmlinuz"),
+            dom0_kernel: image_dir.join("vmlinux"),
             dom0_initrd: image_dir.join("initrd.img"),
             dom0_root: image_dir.join("dom0-root.ext4"),
             linux_domu_kernel: image_dir.join("linux-domu/vmlinuz"),
@@ -167,9 +172,12 @@ fn keys() -> Keys {
     ]);
     let image = hash_of(&[
         BUILDER_VERSION,
+        IMAGE_VERSION,
         &host,
         &rootfs,
         DOM0_INIT,
+        DOM0_INITRD_INIT,
+        &DOM0_INITRD_MODULES.join(","),
         LINUX_DOMU_INIT,
         LINUX_DOMU_CFG,
     ]);
@@ -194,6 +202,12 @@ pub fn ensure_image(force: bool) -> Result<LabImage> {
     fs::create_dir_all(&root)
         .with_context(|| format!("cannot create the lab cache {}", root.display()))?;
     let _lock = LabLock::acquire(&root)?;
+    ensure_image_locked(&root, force, started)
+}
+
+/// [`ensure_image`] for a caller that holds the lab lock.
+pub(super) fn ensure_image_locked(root: &Path, force: bool, started: Instant) -> Result<LabImage> {
+    let root = root.to_owned();
     let keys = keys();
     let host_dir = root.join(format!("host-{}", keys.host));
     let rootfs_dir = root.join(format!("rootfs-{}", keys.rootfs));
@@ -404,22 +418,26 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     let kernel_version = kernel_version(rootfs)?;
     let boot = rootfs.join("boot");
     fs::copy(host.join("xen"), partial.join("xen"))?;
-    fs::copy(
-        boot.join(format!("vmlinuz-{kernel_version}")),
-        partial.join("vmlinuz"),
-    )?;
-    fs::copy(
-        boot.join(format!("initrd.img-{kernel_version}")),
-        partial.join("initrd.img"),
+    // dom0 gets the kernel's uncompressed ELF: Xen would otherwise unpack the xz payload
+    // under TCG on every boot (about 10 s).
+    let bzimage = fs::read(boot.join(format!("vmlinuz-{kernel_version}")))?;
+    fs::write(
+        partial.join("vmlinux"),
+        extract_vmlinux(&bzimage, &partial)?,
     )?;
     fs::copy(
         boot.join(format!("vmlinuz-{kernel_version}")),
         partial.join("linux-domu/vmlinuz"),
     )?;
 
-    // The Linux baseline domU: busybox-static + /init, an uncompressed newc archive.
     let busybox = fs::read(host.join("root/bin/busybox"))
         .context("busybox-static missing from the host tools")?;
+    fs::write(
+        partial.join("initrd.img"),
+        dom0_initramfs(rootfs, &kernel_version, &busybox)?,
+    )?;
+
+    // The Linux baseline domU: busybox-static + /init, an uncompressed newc archive.
     let mut cpio = Newc::default();
     for d in ["bin", "dev", "proc", "sys"] {
         cpio.dir(d);
@@ -490,6 +508,125 @@ fn build_image(dir: &Path, rootfs: &Path, host: &Path, logs: &Path) -> Result<()
     Ok(())
 }
 
+/// The ELF kernel inside a Linux bzImage (boot protocol >= 2.08: `payload_offset` and
+/// `payload_length` locate the compressed kernel after the real-mode setup sectors).
+fn extract_vmlinux(bzimage: &[u8], scratch: &Path) -> Result<Vec<u8>> {
+    let field = |at: usize, len: usize| -> Result<u64> {
+        let bytes = bzimage
+            .get(at..at + len)
+            .context("bzImage header truncated")?;
+        Ok(bytes.iter().rev().fold(0u64, |v, b| v << 8 | u64::from(*b)))
+    };
+    if bzimage.get(0x202..0x206) != Some(b"HdrS") || field(0x206, 2)? < 0x208 {
+        bail!("the dom0 kernel is not a bzImage with boot protocol >= 2.08");
+    }
+    let setup_sectors = match field(0x1f1, 1)? {
+        0 => 4,
+        n => n,
+    };
+    let start = (setup_sectors + 1) * 512 + field(0x248, 4)?;
+    let end = start + field(0x24c, 4)?;
+    let payload = bzimage
+        .get(start as usize..end as usize)
+        .context("bzImage payload_offset/payload_length point outside the file")?;
+    let decompressor: &[&str] = match payload {
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => &["xz", "-dc", "--single-stream"],
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => &["zstd", "-dcq"],
+        [0x1f, 0x8b, ..] => &["gzip", "-dc"],
+        _ => bail!(
+            "unknown compression of the dom0 kernel payload (magic {:02x?})",
+            &payload[..payload.len().min(6)]
+        ),
+    };
+    let packed = scratch.join("vmlinux.packed");
+    fs::write(&packed, payload)?;
+    // The kernel appends its uncompressed size after the stream, so a "trailing garbage"
+    // warning (gzip: exit 2) is expected; the ELF magic is the real check.
+    let out = Command::new(decompressor[0])
+        .args(&decompressor[1..])
+        .arg(&packed)
+        .output()?;
+    fs::remove_file(&packed)?;
+    if out.stdout.get(..4) != Some(b"\x7fELF") {
+        bail!(
+            "unpacking the dom0 kernel with {} gave no ELF: {}",
+            decompressor[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// The dom0 initramfs: busybox, the root disk's modules and an init that mounts the root.
+fn dom0_initramfs(rootfs: &Path, kernel_version: &str, busybox: &[u8]) -> Result<Vec<u8>> {
+    let modules_dir = rootfs.join("lib/modules").join(kernel_version);
+    let deps = parse_modules_dep(&fs::read_to_string(modules_dir.join("modules.dep"))?);
+    let mut order = Vec::new();
+    for module in DOM0_INITRD_MODULES {
+        let path = deps
+            .keys()
+            .find(|p| module_name(p) == *module)
+            .with_context(|| format!("the dom0 kernel has no module {module}"))?;
+        load_order(path, &deps, &mut order)?;
+    }
+    let mut cpio = Newc::default();
+    for d in ["bin", "dev", "lib", "lib/modules"] {
+        cpio.dir(d);
+    }
+    cpio.char_device("dev/console", 5, 1);
+    cpio.file("bin/busybox", 0o755, busybox);
+    cpio.file("init", 0o755, DOM0_INITRD_INIT.as_bytes());
+    let mut list = String::new();
+    for path in &order {
+        let file = format!("{}.ko", module_name(path));
+        cpio.file(
+            &format!("lib/modules/{file}"),
+            0o644,
+            &fs::read(modules_dir.join(path))?,
+        );
+        list += &format!("{file}\n");
+    }
+    cpio.file("modules", 0o644, list.as_bytes());
+    Ok(cpio.finish())
+}
+
+/// `modules.dep`: module path -> the modules it needs.
+fn parse_modules_dep(text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(m, deps)| {
+            (
+                m.trim().to_owned(),
+                deps.split_whitespace().map(str::to_owned).collect(),
+            )
+        })
+        .collect()
+}
+
+fn module_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.trim_end_matches(".ko").replace('-', "_")
+}
+
+/// Appends `module` after its dependencies (depth first, each once).
+fn load_order(
+    module: &str,
+    deps: &std::collections::BTreeMap<String, Vec<String>>,
+    order: &mut Vec<String>,
+) -> Result<()> {
+    if order.iter().any(|m| m == module) {
+        return Ok(());
+    }
+    for dep in deps
+        .get(module)
+        .with_context(|| format!("{module} is not in modules.dep"))?
+    {
+        load_order(dep, deps, order)?;
+    }
+    order.push(module.to_owned());
+    Ok(())
+}
+
 fn kernel_version(rootfs: &Path) -> Result<String> {
     let mut versions: Vec<String> = fs::read_dir(rootfs.join("lib/modules"))
         .context("the dom0 tree has no kernel (lib/modules)")?
@@ -507,20 +644,54 @@ fn partial_of(dir: &Path) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Removes stages other than the current ones (old hashes, interrupted builds).
-fn collect_garbage(root: &Path, keep: &[&Path]) -> Result<()> {
-    for entry in fs::read_dir(root)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let is_stage = ["host-", "rootfs-", "image-"]
-            .iter()
-            .any(|p| name.starts_with(p));
-        if is_stage && !keep.contains(&path.as_path()) {
-            say(format!("removing stale lab stage {}", path.display()));
-            remove_tree(&path)?;
+/// Stages of each kind kept besides the current one: several checkouts (branches,
+/// worktrees) of the project share the cache and must not delete each other's stages.
+const KEPT_OTHER_STAGES: usize = 2;
+/// Other stages unused for this long are removed whatever their number.
+const STAGE_MAX_IDLE: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// Marks the current stages as used and removes old ones: per kind, beyond the
+/// KEPT_OTHER_STAGES most recently used others, or idle for STAGE_MAX_IDLE; and
+/// interrupted builds (`*.partial`) of other keys. Runs under the lab lock.
+fn collect_garbage(root: &Path, current: &[&Path]) -> Result<()> {
+    for dir in current {
+        fs::write(dir.join(".last-used"), "")?;
+    }
+    for kind in ["host-", "rootfs-", "image-"] {
+        let mut others: Vec<(SystemTime, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(root)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !name.starts_with(kind) || current.iter().any(|c| path.starts_with(c)) {
+                continue;
+            }
+            if name.ends_with(".partial") {
+                if !current.iter().any(|c| partial_of(c) == path) {
+                    remove_stage(&path)?;
+                }
+                continue;
+            }
+            // Stages of older xtask versions have no .last-used: their build time counts.
+            let used = fs::metadata(path.join(".last-used"))
+                .or_else(|_| fs::metadata(&path))
+                .and_then(|m| m.modified())
+                .unwrap_or(UNIX_EPOCH);
+            others.push((used, path));
+        }
+        others.sort_by_key(|(used, _)| std::cmp::Reverse(*used)); // most recently used first
+        for (index, (used, path)) in others.iter().enumerate() {
+            let idle = SystemTime::now().duration_since(*used).unwrap_or_default();
+            if index >= KEPT_OTHER_STAGES || idle > STAGE_MAX_IDLE {
+                remove_stage(path)?;
+            }
         }
     }
     Ok(())
+}
+
+fn remove_stage(path: &Path) -> Result<()> {
+    say(format!("removing old lab stage {}", path.display()));
+    remove_tree(path)
 }
 
 /// `rm -rf` that never follows into a mounted file system (a chroot left mounted by a killed
@@ -679,6 +850,29 @@ mod tests {
             "parts are length-delimited"
         );
         assert_ne!(k.rootfs, k.image);
+    }
+
+    #[test]
+    fn modules_load_after_their_dependencies() {
+        let deps = parse_modules_dep(
+            "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko\n\
+             kernel/fs/jbd2/jbd2.ko: kernel/lib/crc16.ko\nkernel/lib/crc16.ko:\n",
+        );
+        let mut order = Vec::new();
+        load_order("kernel/fs/ext4/ext4.ko", &deps, &mut order).unwrap();
+        assert_eq!(
+            order,
+            [
+                "kernel/lib/crc16.ko",
+                "kernel/fs/jbd2/jbd2.ko",
+                "kernel/fs/ext4/ext4.ko"
+            ]
+        );
+        assert!(load_order("kernel/missing.ko", &deps, &mut order).is_err());
+        assert_eq!(
+            module_name("kernel/arch/x86/crypto/crc32c-intel.ko"),
+            "crc32c_intel"
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct GuestSpec {
     /// Copied next to the cfg in dom0, i.e. `/job/g/<name>/<file name>`; the cfg may name
     /// them with that absolute path (e.g. a `disk=` target).
     pub extra_files: Vec<PathBuf>,
+    /// `key=value` settings added after the cfg on the `xl create` command line, e.g.
+    /// `extra="panic"` to run the same guest with another command line.
+    pub xl_overrides: Vec<String>,
     pub dom0_script: Option<Dom0Script>,
     /// How long the guest may run before it is destroyed and reported as timed out.
     pub timeout: Duration,
@@ -37,6 +40,8 @@ pub struct GuestSpec {
     pub expect_console: Vec<String>,
     /// How the guest must end.
     pub expect_shutdown: Shutdown,
+    /// Regexes the dom0 script's output must match.
+    pub expect_script_output: Vec<String>,
 }
 
 impl GuestSpec {
@@ -51,11 +56,18 @@ impl GuestSpec {
             ramdisk: None,
             cfg: cfg.into(),
             extra_files: Vec::new(),
+            xl_overrides: Vec::new(),
             dom0_script: None,
             timeout: Duration::from_secs(60),
             expect_console: Vec::new(),
             expect_shutdown: Shutdown::Poweroff,
+            expect_script_output: Vec::new(),
         }
+    }
+    /// The same guest under another name (names must be unique in one lab run).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
     pub fn ramdisk(mut self, path: impl Into<PathBuf>) -> Self {
         self.ramdisk = Some(path.into());
@@ -63,6 +75,10 @@ impl GuestSpec {
     }
     pub fn extra_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.extra_files.push(path.into());
+        self
+    }
+    pub fn xl_override(mut self, setting: impl Into<String>) -> Self {
+        self.xl_overrides.push(setting.into());
         self
     }
     pub fn dom0_script(mut self, mode: ScriptMode, script: impl Into<String>) -> Self {
@@ -78,6 +94,10 @@ impl GuestSpec {
     }
     pub fn expect(mut self, regex: impl Into<String>) -> Self {
         self.expect_console.push(regex.into());
+        self
+    }
+    pub fn expect_script_output(mut self, regex: impl Into<String>) -> Self {
+        self.expect_script_output.push(regex.into());
         self
     }
     pub fn expect_shutdown(mut self, shutdown: Shutdown) -> Self {
@@ -118,6 +138,8 @@ pub enum Shutdown {
     SoftReset,
     /// Still running when its timeout expired (then destroyed).
     Timeout,
+    /// The domain disappeared without a shutdown reason (destroyed by something else).
+    Vanished,
     /// `xl create` failed (see `xl_create_log`).
     CreateFailed,
     /// The `Before` dom0 script failed, so the guest was not created.
@@ -136,6 +158,7 @@ impl Shutdown {
             "watchdog" => Self::Watchdog,
             "soft-reset" => Self::SoftReset,
             "timeout" => Self::Timeout,
+            "vanished" => Self::Vanished,
             "create-failed" => Self::CreateFailed,
             "script-failed" => Self::ScriptFailed,
             "not-run" => Self::NotRun,
@@ -151,6 +174,7 @@ impl Shutdown {
             Self::Watchdog => "watchdog",
             Self::SoftReset => "soft-reset",
             Self::Timeout => "timeout",
+            Self::Vanished => "vanished",
             Self::CreateFailed => "create-failed",
             Self::ScriptFailed => "script-failed",
             Self::NotRun => "not-run",
@@ -169,6 +193,7 @@ impl Shutdown {
             Self::CreateFailed => 21,
             Self::ScriptFailed => 22,
             Self::NotRun => 23,
+            Self::Vanished => 24,
         }
     }
 }

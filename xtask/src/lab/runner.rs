@@ -41,9 +41,10 @@ pub struct RunOptions {
 }
 
 impl Default for RunOptions {
+    /// `XEN_LAB_VERBOSE=1` in the environment turns `verbose` on (e.g. to debug CI).
     fn default() -> Self {
         Self {
-            verbose: false,
+            verbose: std::env::var_os("XEN_LAB_VERBOSE").is_some_and(|v| v != "0"),
             boot_timeout: Duration::from_secs(300),
             memory_mib: 2048,
         }
@@ -111,6 +112,16 @@ pub fn validate(guests: &[GuestSpec]) -> Result<()> {
         })?;
         XlConfig::parse(&cfg)
             .with_context(|| format!("guest `{}`: bad xl config {}", g.name, g.cfg.display()))?;
+        if let Some(bad) = g
+            .xl_overrides
+            .iter()
+            .find(|o| !o.contains('=') || o.contains('\n'))
+        {
+            bail!(
+                "guest `{}`: xl override `{bad}` is not one `key=value` setting",
+                g.name
+            );
+        }
         for f in g.ramdisk.iter().chain(&g.extra_files) {
             if !f.is_file() {
                 bail!("guest `{}`: no such file {}", g.name, f.display());
@@ -127,6 +138,19 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
     validate(guests)?;
     let root = cache_root();
     let _lock = LabLock::acquire(&root)?;
+    // Between the caller's ensure_image and this lock, another checkout's xtask (an older
+    // version sharing the cache) may have removed the image: rebuild it then.
+    let rebuilt;
+    let image = if image.dir.join(".complete").exists() && image.qemu.exists() {
+        image
+    } else {
+        say(format!(
+            "the lab image {} went away; rebuilding it",
+            image.dir.display()
+        ));
+        rebuilt = super::image::ensure_image_locked(&root, false, Instant::now())?;
+        &rebuilt
+    };
     let run_dir = new_run_dir(&root)?;
     let job = run_dir.join("job");
     stage_job(&job, guests)?;
@@ -196,6 +220,8 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
         };
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
             Ok(raw) => {
+                // Host-side time stamps show where a slow boot spends its time.
+                write!(serial, "[{:8.3}] ", started.elapsed().as_secs_f64())?;
                 serial.write_all(&raw)?;
                 stream.line(&String::from_utf8_lossy(&raw));
             }
@@ -207,16 +233,23 @@ pub fn run_guests(image: &LabImage, guests: &[GuestSpec], options: &RunOptions) 
     let total = started.elapsed();
     serial.flush()?;
 
+    // debugfs exits 0 even when a request fails: check that the tree arrived.
     let results = run_dir.join("results");
-    progress::output(
+    fs::create_dir_all(&results)?;
+    let dump = progress::output(
         Command::new("debugfs")
             .arg("-R")
             .arg(format!("rdump /out {}", results.display()))
             .arg(&job_img),
-    )
-    .context("cannot read the results off the job disk (debugfs rdump)")?;
-    let _ = fs::remove_file(&job_img);
+    );
     let out = results.join("out");
+    if dump.is_err() || !out.is_dir() {
+        bail!(
+            "cannot read the results off the job disk {} (debugfs rdump /out): {dump:?}",
+            job_img.display()
+        );
+    }
+    let _ = fs::remove_file(&job_img);
     let outcomes: Vec<GuestOutcome> = guests
         .iter()
         .map(|g| read_outcome(&out.join(&g.name), g))
@@ -405,6 +438,7 @@ impl Stream {
             "guest-running" => self.lab(&format!("running {rest}")),
             "guest-end" => self.lab(&format!("ended {rest}")),
             "dom0-done" => self.lab("all guests done; dom0 shutting down"),
+            "trace" if !self.verbose => {}
             _ => self.lab(message),
         }
     }
@@ -444,14 +478,23 @@ fn stage_job(job: &Path, guests: &[GuestSpec]) -> Result<()> {
             let name = extra
                 .file_name()
                 .with_context(|| format!("extra file {} has no name", extra.display()))?;
-            if ["kernel", "guest.cfg", "ramdisk", "params", "dom0.sh"]
-                .iter()
-                .any(|r| name == *r)
+            if [
+                "kernel",
+                "guest.cfg",
+                "ramdisk",
+                "params",
+                "dom0.sh",
+                "xl-overrides",
+            ]
+            .iter()
+            .any(|r| name == *r)
             {
                 bail!("guest `{}`: extra file name {:?} is reserved", g.name, name);
             }
             link_or_copy(extra, &dir.join(name))?;
         }
+        let overrides: String = g.xl_overrides.iter().map(|o| format!("{o}\n")).collect();
+        fs::write(dir.join("xl-overrides"), overrides)?;
         let mode = match &g.dom0_script {
             None => "none",
             Some(script) => {
