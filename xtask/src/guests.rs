@@ -43,20 +43,42 @@ pub fn guest_cfg(root: &Path, name: &str) -> PathBuf {
 /// Builds guests (`cargo build --release` in `guests/`; all of them, or one) and returns each
 /// built kernel's path, as cargo reports it.
 pub fn build(root: &Path, only: Option<&str>) -> Result<BTreeMap<String, PathBuf>> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root.join("guests")).args([
-        "build",
-        "--release",
-        "--message-format=json-render-diagnostics",
-    ]);
-    if let Some(name) = only {
-        cmd.args(["-p", name]);
-    }
     say(format!(
         "building guest{}: cargo build --release in guests/",
         only.map(|n| format!(" {n}")).unwrap_or_else(|| "s".into())
     ));
+    let packages: Vec<&str> = only.into_iter().collect();
+    cargo_build_release(&root.join("guests"), &packages, &[])
+        .context("building the guests failed: see the compiler output above")
+}
+
+/// Build the dom0-side Linux programs the e2e suite ships into the lab (a normal host
+/// build runs there: dom0 is Debian 12 like the host): `xen-linux-check` and `vchan-cat`.
+pub fn build_dom0_tools(root: &Path) -> Result<BTreeMap<String, PathBuf>> {
+    say("building dom0 tools: xen-linux-check, vchan-cat");
+    cargo_build_release(root, &["xen-linux", "vchan-cat"], &["--bins"])
+        .context("building the dom0 tools failed: see the compiler output above")
+}
+
+/// `cargo build --release` in `dir` (for `packages`, or all), returning the executables
+/// by target name from cargo's JSON messages.
+fn cargo_build_release(
+    dir: &Path,
+    packages: &[&str],
+    extra: &[&str],
+) -> Result<BTreeMap<String, PathBuf>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(dir)
+        .args([
+            "build",
+            "--release",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(extra);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -80,7 +102,7 @@ pub fn build(root: &Path, only: Option<&str>) -> Result<BTreeMap<String, PathBuf
     }
     let status = child.wait()?;
     if !status.success() {
-        bail!("building the guests failed ({status}): see the compiler output above");
+        bail!("cargo build exited with {status}");
     }
     Ok(kernels)
 }

@@ -100,3 +100,21 @@ fn startup_time_is_measured_for_hello_and_linux() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn hello_fault_is_reported_and_crashes() {
+    assert_guest("hello-fault");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn linux_platform_conformance_in_dom0() {
+    assert_guest("linux-platform");
+}
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn vchan_interop_with_libxenvchan_and_linux() {
+    assert_guest("vchan-echo");
+}
