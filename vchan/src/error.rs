@@ -97,6 +97,12 @@ pub enum Error {
     /// A configuration value libxenvchan could not represent either (ring size over 1 MiB,
     /// an invalid port name).
     InvalidConfig(&'static str),
+    /// The echo of a verification exchange ([`crate::exchange`]) differs from what was
+    /// sent, first at this byte offset.
+    EchoMismatch {
+        /// Offset into the exchange of the first differing byte.
+        offset: u64,
+    },
     /// A shared region is smaller than the layout needs: a platform bug (mappings are
     /// checked against the geometry when the channel is set up).
     Layout(xen_ring::OutOfBounds),
@@ -144,6 +150,9 @@ impl fmt::Display for Error {
                 write!(f, "packet of {len} bytes exceeds the {ring_size}-byte ring")
             }
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Error::EchoMismatch { offset } => {
+                write!(f, "echo differs from what was sent at byte {offset}")
+            }
             Error::Layout(e) => write!(f, "shared memory layout: {e}"),
         }
     }

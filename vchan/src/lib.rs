@@ -33,6 +33,7 @@ extern crate alloc;
 
 mod channel;
 mod error;
+pub mod exchange;
 pub mod layout;
 pub mod store;
 

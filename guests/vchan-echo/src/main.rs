@@ -36,17 +36,6 @@ xen_pv::entry!(main);
 
 type Xs<'a> = Client<RingTransport<'a, PvPlatform>, PlatformTimer<'a, PvPlatform>>;
 
-/// The byte pattern `vchan-peer.c` and `vchan-shm-peer` use.
-fn pattern(i: u64, seed: u64) -> u8 {
-    (i.wrapping_mul(131)
-        .wrapping_add(seed.wrapping_mul(7))
-        .wrapping_add(i >> 9)) as u8
-}
-
-fn chunk_len(n: u64) -> usize {
-    ((n * 37) % 1000) as usize + 1
-}
-
 struct Options {
     peer: DomId,
     serve: bool,
@@ -167,16 +156,7 @@ async fn serve(
     );
     v.wait_connected().await?;
     let start = p.now();
-    let mut buf = alloc::vec![0u8; 65536];
-    let mut total = 0u64;
-    loop {
-        let n = v.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        v.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
+    let total = vchan::exchange::echo(&mut v, &mut alloc::vec![0u8; 65536]).await?;
     let elapsed = p.now() - start;
     v.close().await?;
     Ok(format!(
@@ -195,26 +175,7 @@ async fn client(p: &PvPlatform, xs: &Xs<'_>, me: DomId, o: &Options) -> Result<S
     };
     let mut v = Vchan::client_at(p, xs, o.peer, &dir, config).await?;
     let start = p.now();
-    let (mut out, mut back) = ([0u8; 1000], [0u8; 1000]);
-    let (mut off, mut k) = (0u64, 0u64);
-    while off < o.bytes {
-        let n = chunk_len(k).min((o.bytes - off) as usize);
-        for (i, b) in out[..n].iter_mut().enumerate() {
-            *b = pattern(off + i as u64, o.seed);
-        }
-        if k % 2 == 0 {
-            v.send(&out[..n]).await?;
-            v.recv(&mut back[..n]).await?;
-        } else {
-            v.write_all(&out[..n]).await?;
-            v.read_exact(&mut back[..n]).await?;
-        }
-        if out[..n] != back[..n] {
-            return Err(Error::InvalidConfig("echo differs from what was sent"));
-        }
-        off += n as u64;
-        k += 1;
-    }
+    vchan::exchange::source_and_verify(&mut v, o.bytes, o.seed).await?;
     let elapsed = p.now() - start;
     v.close().await?;
     Ok(format!(

@@ -148,12 +148,6 @@ async fn pump<P: VchanPlatform, S: VchanStore>(
     }
 }
 
-fn pattern(i: u64, seed: u64) -> u8 {
-    (i.wrapping_mul(131)
-        .wrapping_add(seed.wrapping_mul(7))
-        .wrapping_add(i >> 9)) as u8
-}
-
 /// The exchange of `vchan-peer.c source`: alternating packets and stream writes of 1..=1000
 /// bytes, each echo verified.
 async fn source<P: VchanPlatform, S: VchanStore>(
@@ -162,26 +156,7 @@ async fn source<P: VchanPlatform, S: VchanStore>(
     seed: u64,
 ) -> Result<String, Error> {
     let start = Instant::now();
-    let (mut out, mut back) = ([0u8; 1000], [0u8; 1000]);
-    let (mut off, mut k) = (0u64, 0u64);
-    while off < bytes {
-        let n = (((k * 37) % 1000) as usize + 1).min((bytes - off) as usize);
-        for (i, b) in out[..n].iter_mut().enumerate() {
-            *b = pattern(off + i as u64, seed);
-        }
-        if k % 2 == 0 {
-            v.send(&out[..n]).await?;
-            v.recv(&mut back[..n]).await?;
-        } else {
-            v.write_all(&out[..n]).await?;
-            v.read_exact(&mut back[..n]).await?;
-        }
-        if out[..n] != back[..n] {
-            return Err(Error::InvalidConfig("echo differs from what was sent"));
-        }
-        off += n as u64;
-        k += 1;
-    }
+    vchan::exchange::source_and_verify(v, bytes, seed).await?;
     let secs = start.elapsed().as_secs_f64();
     Ok(format!(
         "sent and verified {bytes} bytes in {:.0} ms ({:.1} MB/s echoed)",

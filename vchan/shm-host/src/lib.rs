@@ -732,18 +732,6 @@ impl vchan::VchanStore for FileStore {
     }
 }
 
-/// The data pattern shared with `interop/vchan-peer.c`.
-pub fn pattern(i: u64, seed: u64) -> u8 {
-    (i.wrapping_mul(131)
-        .wrapping_add(seed.wrapping_mul(7))
-        .wrapping_add(i >> 9)) as u8
-}
-
-/// Chunk sizes shared with `interop/vchan-peer.c` (1..=1000).
-pub fn chunk_len(n: u64) -> usize {
-    ((n * 37) % 1000) as usize + 1
-}
-
 /// The ports currently bound (for leak checks).
 pub fn bound_ports(p: &ShmPlatform) -> BTreeSet<u32> {
     p.inner.ports.borrow().keys().copied().collect()

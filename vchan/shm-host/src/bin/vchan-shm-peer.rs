@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use vchan::{ClientConfig, Error, ServerConfig, Vchan, VchanPlatform, VchanStore};
-use vchan_shm_host::{FileStore, ShmRuntime, chunk_len, pattern};
+use vchan_shm_host::{FileStore, ShmRuntime};
 use xen_platform::DomId;
 
 struct Args {
@@ -56,16 +56,8 @@ fn parse() -> Result<Args, String> {
 }
 
 async fn echo<P: VchanPlatform, S: VchanStore>(v: &mut Vchan<'_, P, S>) -> Result<String, Error> {
-    let mut buf = vec![0u8; 65536];
-    let mut total = 0u64;
-    loop {
-        let n = v.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(format!("echoed {total} bytes"));
-        }
-        v.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
+    let total = vchan::exchange::echo(v, &mut vec![0u8; 65536]).await?;
+    Ok(format!("echoed {total} bytes"))
 }
 
 async fn source<P: VchanPlatform, S: VchanStore>(
@@ -73,28 +65,7 @@ async fn source<P: VchanPlatform, S: VchanStore>(
     bytes: u64,
     seed: u64,
 ) -> Result<String, Error> {
-    let mut out = [0u8; 1000];
-    let mut back = [0u8; 1000];
-    let mut off = 0u64;
-    let mut k = 0u64;
-    while off < bytes {
-        let n = chunk_len(k).min((bytes - off) as usize);
-        for (i, b) in out[..n].iter_mut().enumerate() {
-            *b = pattern(off + i as u64, seed);
-        }
-        if k % 2 == 0 {
-            v.send(&out[..n]).await?;
-            v.recv(&mut back[..n]).await?;
-        } else {
-            v.write_all(&out[..n]).await?;
-            v.read_exact(&mut back[..n]).await?;
-        }
-        if out[..n] != back[..n] {
-            return Err(Error::InvalidConfig("echo differs from what was sent"));
-        }
-        off += n as u64;
-        k += 1;
-    }
+    vchan::exchange::source_and_verify(v, bytes, seed).await?;
     Ok(format!("sent and verified {bytes} bytes"))
 }
 
