@@ -29,12 +29,11 @@ use core::time::Duration;
 use vchan::{ClientConfig, Error, ServerConfig, Vchan, vchan_path};
 use xen_platform::{Clock, DomId};
 use xen_pv::{Env, PvPlatform, Runtime, println};
-use xenstore::Client;
-use xenstore::transport::{PlatformTimer, RingTransport};
+use xenstore::transport::{RingClient, ring_client};
 
 xen_pv::entry!(main);
 
-type Xs<'a> = Client<RingTransport<'a, PvPlatform>, PlatformTimer<'a, PvPlatform>>;
+type Xs<'a> = RingClient<'a, PvPlatform>;
 
 struct Options {
     peer: DomId,
@@ -89,15 +88,14 @@ fn main(env: &Env) -> Result<(), String> {
     let me = p.own_domid().map_err(|e| format!("own domid: {e}"))?;
     let mut failed = 0;
     rt.block_on(async {
-        let transport = match RingTransport::new(page, &p, port) {
-            Ok(t) => t,
+        let xs: Xs<'_> = match ring_client(page, &p, port) {
+            Ok(xs) => xs,
             Err(e) => {
                 println!("vchan-echo: FAIL xenstore ring: {e:?}");
                 failed += 1;
                 return;
             }
         };
-        let xs: Xs<'_> = Client::new(transport, PlatformTimer::new(&p));
         if o.serve {
             for session in 1..=o.sessions {
                 let port = if session == 1 {

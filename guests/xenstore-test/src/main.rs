@@ -17,13 +17,12 @@ use core::time::Duration;
 
 use xen_platform::timeout;
 use xen_pv::{Env, PvPlatform, Runtime, println};
-use xenstore::Client;
-use xenstore::transport::{PlatformTimer, RingTransport};
+use xenstore::transport::{RingClient, ring_client};
 
 xen_pv::entry!(main);
 
 type Check = Result<String, String>;
-type Xs<'a> = Client<RingTransport<'a, PvPlatform>, PlatformTimer<'a, PvPlatform>>;
+type Xs<'a> = RingClient<'a, PvPlatform>;
 
 /// How long the dom0 peer gets to do its part.
 const PEER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,15 +41,14 @@ fn main(env: &Env) -> Result<(), String> {
         .to_string();
     let (mut passed, mut failed) = (0, 0);
     rt.block_on(async {
-        let transport = match RingTransport::new(page, &p, port) {
-            Ok(t) => t,
+        let xs: Xs<'_> = match ring_client(page, &p, port) {
+            Ok(xs) => xs,
             Err(e) => {
                 println!("FAIL ring: {e:?}");
                 failed += 1;
                 return;
             }
         };
-        let xs: Xs<'_> = Client::new(transport, PlatformTimer::new(&p));
         let checks: [(&str, Check); 4] = [
             ("identity", identity(&xs, me.0, &expected_name).await),
             ("write-read", write_read(&xs).await),

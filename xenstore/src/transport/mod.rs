@@ -10,7 +10,7 @@ use core::time::Duration;
 #[cfg(feature = "ring")]
 mod ring;
 #[cfg(feature = "ring")]
-pub use ring::{PlatformTimer, RingTransport};
+pub use ring::{PlatformTimer, RingClient, RingTransport, ring_client};
 #[cfg(feature = "tokio")]
 mod tokio_impl;
 #[cfg(feature = "tokio")]

@@ -159,3 +159,18 @@ impl<'a, T: Timers> Timer for PlatformTimer<'a, T> {
         Box::pin(xen_platform::sleep(self.timers, duration))
     }
 }
+
+/// A client over the guest's xenstore ring, with the platform's timers for its timeouts.
+pub type RingClient<'a, P> = crate::Client<RingTransport<'a, P>, PlatformTimer<'a, P>>;
+
+/// Connect a client to the xenstore ring in `page` whose event channel is `port`.
+pub fn ring_client<'a, P: EventChannels + Timers>(
+    page: SharedMem<'a>,
+    platform: &'a P,
+    port: Port,
+) -> Result<RingClient<'a, P>, TransportError> {
+    Ok(crate::Client::new(
+        RingTransport::new(page, platform, port)?,
+        PlatformTimer::new(platform),
+    ))
+}
