@@ -645,14 +645,7 @@ impl<D: BlockDevice> Backend for BlockLog<D> {
         new: Option<ObjectId>,
     ) -> Result<()> {
         crate::path::check_ref_name(name)?;
-        let actual = self.refs.get(name).copied();
-        if actual != expected {
-            return Err(Error::RefChanged {
-                name: name.to_string(),
-                expected,
-                actual,
-            });
-        }
+        super::expect_ref(name, expected, self.refs.get(name).copied())?;
         let n = u16::try_from(name.len()).map_err(|_| Error::InvalidRefName(name.to_string()))?;
         let id = new.unwrap_or(ObjectId::ZERO);
         let present = [new.is_some() as u8];

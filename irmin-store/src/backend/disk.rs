@@ -612,25 +612,15 @@ impl GitDir {
                         return Err(e);
                     }
                 };
-                if actual != expected {
+                if let Err(e) = super::expect_ref(name, expected, actual) {
                     let _ = fs::remove_file(&lock.lock);
-                    return Err(Error::RefChanged {
-                        name: name.to_string(),
-                        expected,
-                        actual,
-                    });
+                    return Err(e);
                 }
                 self.group.refs.insert(name.to_string(), (lock, actual));
                 actual
             }
         };
-        if actual != expected {
-            return Err(Error::RefChanged {
-                name: name.to_string(),
-                expected,
-                actual,
-            });
-        }
+        super::expect_ref(name, expected, actual)?;
         if let Some((_, pending)) = self.group.refs.get_mut(name) {
             *pending = new;
         }
@@ -1117,14 +1107,7 @@ impl Backend for GitDir {
         }
         let lock = self.lock_ref(name)?;
         let result = (|| -> Result<()> {
-            let actual = self.read_ref_inner(name, 0)?;
-            if actual != expected {
-                return Err(Error::RefChanged {
-                    name: name.to_string(),
-                    expected,
-                    actual,
-                });
-            }
+            super::expect_ref(name, expected, self.read_ref_inner(name, 0)?)?;
             self.commit_ref(&lock, name, new)
         })();
         if result.is_err() {

@@ -91,14 +91,7 @@ impl Backend for MemoryBackend {
         new: Option<ObjectId>,
     ) -> Result<()> {
         crate::path::check_ref_name(name)?;
-        let actual = self.refs.get(name).copied();
-        if actual != expected {
-            return Err(Error::RefChanged {
-                name: name.to_string(),
-                expected,
-                actual,
-            });
-        }
+        super::expect_ref(name, expected, self.refs.get(name).copied())?;
         match new {
             Some(id) => {
                 self.refs.insert(name.to_string(), id);

@@ -12,6 +12,24 @@ use crate::error::Result;
 use crate::hash::ObjectId;
 use crate::object::ObjectKind;
 
+/// The compare half of a ref compare-and-swap: `Ok` when the ref still has the value the
+/// caller read, else [`crate::Error::RefChanged`] (a concurrent writer won).
+pub(crate) fn expect_ref(
+    name: &str,
+    expected: Option<ObjectId>,
+    actual: Option<ObjectId>,
+) -> Result<()> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(crate::Error::RefChanged {
+            name: name.into(),
+            expected,
+            actual,
+        })
+    }
+}
+
 pub mod block;
 pub mod memory;
 
