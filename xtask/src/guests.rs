@@ -53,10 +53,10 @@ pub fn build(root: &Path, only: Option<&str>) -> Result<BTreeMap<String, PathBuf
 }
 
 /// Build the dom0-side Linux programs the e2e suite ships into the lab (a normal host
-/// build runs there: dom0 is Debian 12 like the host): `xen-linux-check` and `vchan-cat`.
+/// build runs there: dom0 is Debian 12 like the host): `xen-linux-check`, `vchan-cat`, `xs`.
 pub fn build_dom0_tools(root: &Path) -> Result<BTreeMap<String, PathBuf>> {
-    say("building dom0 tools: xen-linux-check, vchan-cat");
-    cargo_build_release(root, &["xen-linux", "vchan-cat"], &["--bins"])
+    say("building dom0 tools: xen-linux-check, vchan-cat, xs");
+    cargo_build_release(root, &["xen-linux", "vchan-cat", "xenstore"], &["--bins"])
         .context("building the dom0 tools failed: see the compiler output above")
 }
 

@@ -126,6 +126,20 @@ pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
             .expect_script_output(r"ok event_loopback: 10000 round trips")
             .expect(r"Goodbye\.")
             .timeout(Duration::from_secs(240)),
+        // The `xs` CLI in dom0 against the real xenstored and xenstore-utils, over the socket
+        // and over /dev/xen/xenbus. hello is only the vehicle.
+        ctx.guest("hello")?
+            .named("xs-dom0")
+            .extra_file(ctx.tool("xs")?)
+            .dom0_script(
+                ScriptMode::Before,
+                ctx.read("xenstore/lab/dom0-xs-check.sh")?,
+            )
+            .expect_script_output(r"xs over /dev/xen/xenbus: write and read agree")
+            .expect_script_output(r"matches xenstore-ls -f")
+            .expect_script_output(r"xs watch over /dev/xen/xenbus saw")
+            .expect_script_output(r"xs rm over /dev/xen/xenbus removed the tree")
+            .expect(r"Goodbye\."),
         // vchan against Xen's libxenvchan in both roles and against our Linux stack
         // (vchan-cat on xen-linux): verified echoes, a 3 MB stream compared with cmp, a
         // peer killed mid-session, and vchan-cat serving the guest's client.

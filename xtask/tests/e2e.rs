@@ -118,3 +118,9 @@ fn linux_platform_conformance_in_dom0() {
 fn vchan_interop_with_libxenvchan_and_linux() {
     assert_guest("vchan-echo");
 }
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn xs_cli_in_dom0_over_socket_and_xenbus_device() {
+    assert_guest("xs-dom0");
+}

@@ -137,12 +137,22 @@ impl Transport for XenbusDeviceTransport {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<Result<usize, TransportError>> {
-        loop {
-            let mut guard = ready!(self.file.poll_write_ready(cx))?;
-            match guard.try_io(|inner| (&mut inner.get_ref()).write(buf)) {
-                Ok(result) => return Poll::Ready(Ok(result?)),
-                Err(_would_block) => continue,
+        // Linux's xenbus device never reports EPOLLOUT (its poll only signals queued
+        // replies), so waiting for write readiness would wait forever. Its write handler
+        // takes the message synchronously and never waits for xenstored: write directly.
+        match (&mut self.file.get_ref()).write(buf) {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Not produced by the kernel driver; retry on the next poll rather than
+                // hang on a readiness event that will not come.
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e.into())),
         }
     }
 }
