@@ -107,6 +107,12 @@ pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
             .timeout(Duration::from_secs(120)),
     ];
     suite.extend([
+        // A guest asking for a reboot is reported as rebooted (on_reboot applies).
+        ctx.guest("hello")?
+            .named("hello-reboot")
+            .xl_override(r#"extra="reboot""#)
+            .expect(r"Goodbye\.")
+            .expect_shutdown(Shutdown::Reboot),
         // A CPU fault (a write through a null pointer) is reported by xen-pv's trap
         // handlers and crashes the domain.
         ctx.guest("hello")?

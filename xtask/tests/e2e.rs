@@ -124,3 +124,9 @@ fn vchan_interop_with_libxenvchan_and_linux() {
 fn xs_cli_in_dom0_over_socket_and_xenbus_device() {
     assert_guest("xs-dom0");
 }
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn hello_reboot_is_reported_as_a_reboot() {
+    assert_guest("hello-reboot");
+}

@@ -4,7 +4,8 @@
 //! Command-line words (`extra=` in xl-configs/hello.cfg):
 //! `greeting=<word>` changes the greeting; `panic` makes it panic (to see a crash
 //! reported); `oom` makes it allocate until memory runs out; `fault` makes it write
-//! through a null pointer (a CPU fault, reported by xen-pv's trap handlers).
+//! through a null pointer (a CPU fault, reported by xen-pv's trap handlers); `reboot`
+//! ends with a reboot request instead of a poweroff.
 #![no_std]
 #![no_main]
 
@@ -14,11 +15,11 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use xen_pv::{Env, println};
+use xen_pv::{Env, Shutdown, println};
 
 xen_pv::entry!(main);
 
-fn main(env: &Env) -> Result<(), String> {
+fn main(env: &Env) -> Result<Shutdown, String> {
     let cmdline = env.cmdline();
     let greeting = cmdline.get("greeting").unwrap_or("Hello");
     println!("{greeting} from a Rust unikernel on Xen!");
@@ -59,7 +60,11 @@ fn main(env: &Env) -> Result<(), String> {
         xen_pv::time::wall_clock().as_secs()
     );
     println!("Goodbye.");
-    Ok(())
+    Ok(if cmdline.has("reboot") {
+        Shutdown::Reboot
+    } else {
+        Shutdown::Poweroff
+    })
 }
 
 /// Allocate a mix of collections and check their contents, returning the bytes used.
