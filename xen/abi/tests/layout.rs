@@ -183,7 +183,7 @@ fn constant_checks() -> Vec<Check> {
         hypercall::SET_TRAP_TABLE as usize,
     );
     k("MACH2PHYS_VIRT_START", mm::MACH2PHYS_VIRT_START as usize);
-    k("MAX_GUEST_CMDLINE", start_info::MAX_GUEST_CMDLINE as usize);
+    k("MAX_GUEST_CMDLINE", start_info::MAX_GUEST_CMDLINE);
     k("XEN_ELFNOTE_PHYS32_ENTRY", elfnote::PHYS32_ENTRY as usize);
     k("DOMID_SELF", DOMID_SELF as usize);
     k("XEN_LEGACY_MAX_VCPUS", shared_info::LEGACY_MAX_VCPUS);
