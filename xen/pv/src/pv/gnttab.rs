@@ -157,6 +157,16 @@ pub fn end_access(r: GrantRef) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether the grantee currently has `r` mapped (Xen's `GTF_reading`/`GTF_writing`).
+pub fn is_mapped(r: GrantRef) -> Result<bool, Error> {
+    let guard = TABLE.lock();
+    let table = guard
+        .as_ref()
+        .ok_or(Error::InvalidArgument { op: Op::Revoke })?;
+    table.check_ref(Op::Revoke, r)?;
+    Ok(table.flags(r).load(Ordering::Acquire) & (GTF_READING | GTF_WRITING) != 0)
+}
+
 /// Grant references still free.
 pub fn free_refs() -> usize {
     TABLE.lock().as_ref().map_or(0, |t| t.free.len())

@@ -295,10 +295,25 @@ impl GrantShare for PvPlatform {
     }
 
     fn revoke(&self, mut granted: PvGranted) -> Result<PvPages, Refused<PvGranted>> {
-        // All or nothing: refuse before ending any access if one page is still mapped.
+        // All or nothing: refuse, changing nothing, if any page is mapped now.
+        let busy = granted
+            .refs
+            .iter()
+            .find_map(|r| match gnttab::is_mapped(r.0) {
+                Ok(false) => None,
+                Ok(true) => Some(Error::GrantBusy { gref: *r }),
+                Err(error) => Some(error),
+            });
+        if let Some(error) = busy {
+            return Err(Refused {
+                value: granted,
+                error,
+            });
+        }
         for (i, r) in granted.refs.iter().enumerate() {
             if let Err(error) = gnttab::end_access(r.0) {
-                // Re-publish the grants we already ended, so nothing changed.
+                // The peer mapped a page between the check and here. Re-publish the pages
+                // already ended so the grant stays whole; their references may change.
                 let pages = granted.pages.as_ref().expect("present");
                 for (j, earlier) in granted.refs[..i].iter_mut().enumerate() {
                     if let Some(mfn) = pages.mfn(j)
