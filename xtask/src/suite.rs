@@ -132,6 +132,11 @@ pub fn e2e_suite(ctx: &SuiteContext) -> Result<Vec<GuestSpec>> {
             .expect_script_output(r"ok event_loopback: 10000 round trips")
             .expect(r"Goodbye\.")
             .timeout(Duration::from_secs(240)),
+        // irmin-store's no_std core in a guest: the commit ids it prints are Git's, as the
+        // git CLI (guests/irmin-demo/git-reference.sh, run on the host now) computes them.
+        ctx.guest("irmin-demo")?
+            .expect(r"counter = 7")
+            .expect(format!("irmin-demo: main at {}", git_reference_merge(ctx)?)),
         // The `xs` CLI in dom0 against the real xenstored and xenstore-utils, over the socket
         // and over /dev/xen/xenbus. hello is only the vehicle.
         ctx.guest("hello")?
@@ -206,6 +211,25 @@ pub fn run_e2e(
     let run = lab::run_guests(&ctx.image, &suite, options)?;
     print_summary(&run);
     Ok((suite, run))
+}
+
+/// The merge commit id `git` computes for the history guests/irmin-demo builds.
+fn git_reference_merge(ctx: &SuiteContext) -> Result<String> {
+    let script = ctx.root.join("guests/irmin-demo/git-reference.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "{} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(id)
 }
 
 /// The C peers built against Xen's own libraries (libxen-dev), so our code is checked

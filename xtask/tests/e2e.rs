@@ -130,3 +130,9 @@ fn xs_cli_in_dom0_over_socket_and_xenbus_device() {
 fn hello_reboot_is_reported_as_a_reboot() {
     assert_guest("hello-reboot");
 }
+
+#[test]
+#[ignore = "needs the Xen lab: cargo xtask test"]
+fn irmin_store_in_a_guest_writes_git_objects() {
+    assert_guest("irmin-demo");
+}
