@@ -2,9 +2,18 @@
 //! `/usr/include/xen` prints `sizeof`/`offsetof` for each type and field, and each value
 //! must equal the Rust one. Needs gcc and libxen-dev (`cargo xtask` installs them).
 
-use std::mem::{offset_of, size_of};
-use std::path::Path;
-use std::process::Command;
+use c_layout::{Probe, layout};
+
+/// The headers every check is compiled against (Debian's libxen-dev).
+const HEADERS: &[&str] = &[
+    "xen/xen.h",
+    "xen/sched.h",
+    "xen/vcpu.h",
+    "xen/event_channel.h",
+    "xen/grant_table.h",
+    "xen/elfnote.h",
+    "xen/io/console.h",
+];
 
 use xen_abi::console::XenconsInterface;
 use xen_abi::event_channel::*;
@@ -15,23 +24,8 @@ use xen_abi::shared_info::*;
 use xen_abi::start_info::StartInfo;
 use xen_abi::vcpu::VcpuSetSingleshotTimer;
 
-struct Check {
-    c_expr: String,
-    rust: usize,
-}
-
-macro_rules! layout {
-    ($checks:ident, $rust:ty = $c:literal { $($field:ident => $cfield:literal),* $(,)? }) => {{
-        $checks.push(Check { c_expr: format!("sizeof({})", $c), rust: size_of::<$rust>() });
-        $($checks.push(Check {
-            c_expr: format!("offsetof({}, {})", $c, $cfield),
-            rust: offset_of!($rust, $field),
-        });)*
-    }};
-}
-
-fn all_checks() -> Vec<Check> {
-    let mut c = Vec::new();
+fn struct_probe() -> Probe {
+    let mut c = Probe::new(HEADERS);
     layout!(c, StartInfo = "struct start_info" {
         magic => "magic", nr_pages => "nr_pages", shared_info => "shared_info",
         flags => "flags", store_mfn => "store_mfn", store_evtchn => "store_evtchn",
@@ -119,14 +113,11 @@ fn all_checks() -> Vec<Check> {
 }
 
 /// Constants whose values must match the headers too.
-fn constant_checks() -> Vec<Check> {
+fn constant_probe() -> Probe {
     use xen_abi::*;
-    let mut c = Vec::new();
+    let mut c = Probe::new(HEADERS);
     let mut k = |expr: &str, v: usize| {
-        c.push(Check {
-            c_expr: expr.to_string(),
-            rust: v,
-        })
+        c.constant(expr, v as u64);
     };
     k("__HYPERVISOR_mmu_update", hypercall::MMU_UPDATE as usize);
     k(
@@ -190,82 +181,12 @@ fn constant_checks() -> Vec<Check> {
     c
 }
 
-fn run_c(checks: &[Check]) -> Vec<usize> {
-    let headers = Path::new("/usr/include/xen/xen.h");
-    assert!(
-        headers.exists(),
-        "{} is missing: install Debian's libxen-dev (cargo xtask setup does)",
-        headers.display()
-    );
-    static PROBE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = PROBE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("xen-abi-layout-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut src = String::from(
-        "#include <stdint.h>\n#include <stddef.h>\n#include <stdio.h>\n\
-         #include <xen/xen.h>\n#include <xen/sched.h>\n#include <xen/vcpu.h>\n\
-         #include <xen/event_channel.h>\n#include <xen/grant_table.h>\n\
-         #include <xen/elfnote.h>\n#include <xen/io/console.h>\n\
-         int main(void) {\n",
-    );
-    for c in checks {
-        src.push_str(&format!(
-            "    printf(\"%lu\\n\", (unsigned long)({}));\n",
-            c.c_expr
-        ));
-    }
-    src.push_str("    return 0;\n}\n");
-    let c_file = dir.join("layout.c");
-    let exe = dir.join("layout");
-    std::fs::write(&c_file, src).unwrap();
-    let out = Command::new("gcc")
-        .args([
-            "-std=gnu11",
-            "-O0",
-            "-D__XEN_INTERFACE_VERSION__=__XEN_LATEST_INTERFACE_VERSION__",
-        ])
-        .arg(&c_file)
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("gcc must be installed to check the ABI layout");
-    assert!(
-        out.status.success(),
-        "compiling the layout probe failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Command::new(&exe).output().unwrap();
-    assert!(run.status.success());
-    let _ = std::fs::remove_dir_all(&dir);
-    String::from_utf8(run.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect()
-}
-
-fn assert_all_match(checks: Vec<Check>) {
-    let c_values = run_c(&checks);
-    assert_eq!(c_values.len(), checks.len());
-    let mismatches: Vec<String> = checks
-        .iter()
-        .zip(&c_values)
-        .filter(|(check, c)| check.rust != **c)
-        .map(|(check, c)| format!("{}: C says {c}, Rust has {}", check.c_expr, check.rust))
-        .collect();
-    assert!(
-        mismatches.is_empty(),
-        "ABI mismatches against /usr/include/xen:\n{}",
-        mismatches.join("\n")
-    );
-}
-
 #[test]
 fn struct_layouts_match_libxen_dev_headers() {
-    assert_all_match(all_checks());
+    struct_probe().assert_matches();
 }
 
 #[test]
 fn constants_match_libxen_dev_headers() {
-    assert_all_match(constant_checks());
+    constant_probe().assert_matches();
 }
