@@ -20,7 +20,7 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::error::RingError;
+use crate::error::{Latch, RingError};
 use crate::mem::{OutOfBounds, SharedMem};
 
 fn ring_size_of(data: &SharedMem<'_>) -> Result<u32, RingError> {
@@ -50,7 +50,7 @@ pub struct ByteProducer<'a> {
     size: u32,
     /// Our producer index; published, never re-read.
     prod: u32,
-    broken: Option<RingError>,
+    broken: Latch,
 }
 
 impl<'a> ByteProducer<'a> {
@@ -74,7 +74,7 @@ impl<'a> ByteProducer<'a> {
             data,
             size,
             prod,
-            broken: None,
+            broken: Latch::default(),
         };
         ring.used()?;
         Ok(ring)
@@ -87,26 +87,14 @@ impl<'a> ByteProducer<'a> {
 
     /// The error that broke the ring, if the peer misbehaved.
     pub fn broken(&self) -> Option<RingError> {
-        self.broken
+        self.broken.get()
     }
 
     /// Bytes written and not yet consumed by the peer.
     pub fn used(&mut self) -> Result<u32, RingError> {
-        if let Some(e) = self.broken {
-            return Err(e);
-        }
+        self.broken.check()?;
         let cons = self.ctrl.load_u32(self.cons_offset, Ordering::Acquire)?;
-        let used = self.prod.wrapping_sub(cons);
-        if used > self.size {
-            let e = RingError::PeerOverrun {
-                prod: self.prod,
-                cons,
-                size: self.size,
-            };
-            self.broken = Some(e);
-            return Err(e);
-        }
-        Ok(used)
+        self.broken.in_flight(self.prod, cons, self.size)
     }
 
     /// Bytes that can be written now.
@@ -143,7 +131,7 @@ pub struct ByteConsumer<'a> {
     size: u32,
     /// Our consumer index; published, never re-read.
     cons: u32,
-    broken: Option<RingError>,
+    broken: Latch,
 }
 
 impl<'a> ByteConsumer<'a> {
@@ -166,7 +154,7 @@ impl<'a> ByteConsumer<'a> {
             data,
             size,
             cons,
-            broken: None,
+            broken: Latch::default(),
         };
         ring.available()?;
         Ok(ring)
@@ -179,26 +167,14 @@ impl<'a> ByteConsumer<'a> {
 
     /// The error that broke the ring, if the peer misbehaved.
     pub fn broken(&self) -> Option<RingError> {
-        self.broken
+        self.broken.get()
     }
 
     /// Bytes that can be read now.
     pub fn available(&mut self) -> Result<u32, RingError> {
-        if let Some(e) = self.broken {
-            return Err(e);
-        }
+        self.broken.check()?;
         let prod = self.ctrl.load_u32(self.prod_offset, Ordering::Acquire)?;
-        let avail = prod.wrapping_sub(self.cons);
-        if avail > self.size {
-            let e = RingError::PeerOverrun {
-                prod,
-                cons: self.cons,
-                size: self.size,
-            };
-            self.broken = Some(e);
-            return Err(e);
-        }
-        Ok(avail)
+        self.broken.in_flight(prod, self.cons, self.size)
     }
 
     /// Copies up to `buf.len()` available bytes into `buf` without consuming them.

@@ -50,6 +50,43 @@ impl RingError {
     }
 }
 
+/// A ring end's record of a misbehaving peer. Once a peer fault is latched, every later
+/// operation fails with that same error, so the driver disconnects instead of trusting the
+/// peer again; errors that are not the peer's fault pass through unrecorded.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Latch(Option<RingError>);
+
+impl Latch {
+    /// The latched error, if any.
+    pub(crate) fn get(&self) -> Option<RingError> {
+        self.0
+    }
+
+    /// `Err` with the latched error once the ring is broken.
+    pub(crate) fn check(&self) -> Result<(), RingError> {
+        self.0.map_or(Ok(()), Err)
+    }
+
+    /// Returns `e`, latching it first if it is a peer fault.
+    pub(crate) fn fail(&mut self, e: RingError) -> RingError {
+        if e.is_peer_fault() {
+            self.0 = Some(e);
+        }
+        e
+    }
+
+    /// `prod - cons` for a ring of `size`, validated: a peer index that puts more than `size`
+    /// in flight (or `prod` behind `cons`) latches [`RingError::PeerOverrun`].
+    pub(crate) fn in_flight(&mut self, prod: u32, cons: u32, size: u32) -> Result<u32, RingError> {
+        self.check()?;
+        let distance = prod.wrapping_sub(cons);
+        if distance > size {
+            return Err(self.fail(RingError::PeerOverrun { prod, cons, size }));
+        }
+        Ok(distance)
+    }
+}
+
 impl From<OutOfBounds> for RingError {
     fn from(e: OutOfBounds) -> Self {
         RingError::Layout(e)

@@ -40,7 +40,7 @@ use core::sync::atomic::Ordering;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::error::RingError;
+use crate::error::{Latch, RingError};
 use crate::mem::{OutOfBounds, SharedMem, full_fence};
 
 /// Size of the shared ring header; entries start here.
@@ -144,7 +144,7 @@ pub struct FrontRing<'a, Req, Rsp> {
     rsp_cons: u32,
     /// The last validated `rsp_prod` read from the peer.
     rsp_prod_seen: u32,
-    broken: Option<RingError>,
+    broken: Latch,
     _types: PhantomData<fn(Req) -> Rsp>,
 }
 
@@ -181,7 +181,7 @@ where
             req_prod_pub: index,
             rsp_cons: index,
             rsp_prod_seen: index,
-            broken: None,
+            broken: Latch::default(),
             _types: PhantomData,
         })
     }
@@ -193,21 +193,15 @@ where
 
     /// The error that broke the ring, if the peer misbehaved.
     pub fn broken(&self) -> Option<RingError> {
-        self.broken
+        self.broken.get()
     }
 
     fn check(&self) -> Result<(), RingError> {
-        match self.broken {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.broken.check()
     }
 
     fn fail(&mut self, e: RingError) -> RingError {
-        if e.is_peer_fault() {
-            self.broken = Some(e);
-        }
-        e
+        self.broken.fail(e)
     }
 
     /// Our private request producer index (`req_prod_pvt`).
@@ -324,7 +318,7 @@ pub struct BackRing<'a, Req, Rsp> {
     req_cons: u32,
     /// The last validated `req_prod` read from the peer.
     req_prod_seen: u32,
-    broken: Option<RingError>,
+    broken: Latch,
     _types: PhantomData<fn(Rsp) -> Req>,
 }
 
@@ -358,7 +352,7 @@ where
             rsp_prod_pub: index,
             req_cons: index,
             req_prod_seen: index,
-            broken: None,
+            broken: Latch::default(),
             _types: PhantomData,
         })
     }
@@ -370,21 +364,15 @@ where
 
     /// The error that broke the ring, if the peer misbehaved.
     pub fn broken(&self) -> Option<RingError> {
-        self.broken
+        self.broken.get()
     }
 
     fn check(&self) -> Result<(), RingError> {
-        match self.broken {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.broken.check()
     }
 
     fn fail(&mut self, e: RingError) -> RingError {
-        if e.is_peer_fault() {
-            self.broken = Some(e);
-        }
-        e
+        self.broken.fail(e)
     }
 
     /// Our request consumer index (`req_cons`).
